@@ -36,7 +36,7 @@ func run(ctx context.Context, args []string) error {
 	base.RegisterFlags(fs, "127.0.0.1:9104", "threadline-summarizer")
 	cfg.RegisterFlags(fs)
 	engine.RegisterFlags(fs)
-	if err := service.Parse(fs, args, os.Stdout, base, cfg, engine); err != nil {
+	if err := service.Parse(fs, args, os.Stdout, &base, &cfg, &engine); err != nil {
 		return err
 	}
 	deps, err := base.Open(ctx, "summarizer", base.Topics.NotesWritten, base.Topics.ConversationSummaries)

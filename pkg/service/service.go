@@ -21,7 +21,8 @@ var ErrPrinted = errors.New("configuration printed")
 // Validator is a component configuration that can check itself.
 type Validator interface{ Validate() error }
 
-// Parse reads env and args into fs, handles -print-config, and validates every component.
+// Parse reads env and args into fs, handles -print-config, and validates every component. Pass
+// the components as pointers: they are read after parsing.
 func Parse(fs *flag.FlagSet, args []string, out io.Writer, components ...Validator) error {
 	printConfig := fs.Bool("print-config", false, "print the configuration (secrets masked) and exit")
 	if err := config.Parse(fs, args, os.LookupEnv); err != nil {
