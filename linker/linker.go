@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/threadline/threadline/pkg/kafka"
+	"github.com/threadline/threadline/pkg/linkstore"
+	"github.com/threadline/threadline/pkg/messages"
+)
+
+// Producer is the part of a Kafka client the linker needs.
+type Producer interface {
+	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
+}
+
+// Store is the Redis-held join the linker drives.
+type Store interface {
+	RouteBatch(ctx context.Context, actions []messages.ProductAction) ([]messages.ConversationActions, error)
+	Apply(ctx context.Context, ev messages.ConversationEvent) ([]messages.ConversationActions, error)
+}
+
+var _ Store = (*linkstore.Store)(nil)
+
+// Linker joins product.actions with conversation.events and writes conversation.actions.
+//
+// Delivery: a poll batch is routed through Redis (one pipelined round of scripts), its output
+// produced, and only then are the offsets marked. A crash between the Redis write and the commit
+// replays the batch; the store answers a repeat with the same output, so nothing is lost and any
+// repeat carries the same action ids, which the notewriter drops. Kafka transactions would not
+// make the Redis side effect atomic with the commit, so they are not used here.
+type Linker struct {
+	store  Store
+	out    Producer
+	topics kafka.Topics
+}
+
+// NewLinker builds the linker.
+func NewLinker(store Store, out Producer, topics kafka.Topics) *Linker {
+	return &Linker{store: store, out: out, topics: topics}
+}
+
+// Handle processes the records of one partition of product.actions or conversation.events.
+func (l *Linker) Handle(ctx context.Context, recs []*kgo.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if recs[0].Topic == l.topics.ConversationEvents {
+		return l.handleEvents(ctx, recs)
+	}
+	return l.handleActions(ctx, recs)
+}
+
+func (l *Linker) handleActions(ctx context.Context, recs []*kgo.Record) error {
+	actions := make([]messages.ProductAction, 0, len(recs))
+	for i, rec := range recs {
+		var pa messages.ProductAction
+		if err := decodeAction(rec.Value, &pa); err != nil {
+			if err := l.route(ctx, actions); err != nil {
+				return err
+			}
+			return &kafka.RecordError{Index: i, Err: err}
+		}
+		actions = append(actions, pa)
+	}
+	return l.route(ctx, actions)
+}
+
+func (l *Linker) route(ctx context.Context, actions []messages.ProductAction) error {
+	if len(actions) == 0 {
+		return nil
+	}
+	out, err := l.store.RouteBatch(ctx, actions)
+	if err != nil {
+		return fmt.Errorf("linker: route: %w", err)
+	}
+	return l.produce(ctx, out)
+}
+
+func (l *Linker) handleEvents(ctx context.Context, recs []*kgo.Record) error {
+	for i, rec := range recs {
+		var ev messages.ConversationEvent
+		if err := decodeEvent(rec.Value, &ev); err != nil {
+			return &kafka.RecordError{Index: i, Err: err}
+		}
+		out, err := l.store.Apply(ctx, ev)
+		if err == nil {
+			err = l.produce(ctx, out)
+		}
+		if err != nil {
+			return &kafka.RecordError{Index: i, Err: fmt.Errorf("linker: apply %s: %w", ev.EventID, err)}
+		}
+	}
+	return nil
+}
+
+func decodeAction(b []byte, pa *messages.ProductAction) error {
+	if err := messages.Decode(b, pa); err != nil {
+		return kafka.Permanent("decode", err)
+	}
+	if err := linkstore.CheckAction(*pa); err != nil {
+		return kafka.Permanent("invalid", err)
+	}
+	return nil
+}
+
+func decodeEvent(b []byte, ev *messages.ConversationEvent) error {
+	if err := messages.Decode(b, ev); err != nil {
+		return kafka.Permanent("decode", err)
+	}
+	if err := linkstore.CheckEvent(*ev); err != nil {
+		return kafka.Permanent("invalid", err)
+	}
+	return nil
+}
+
+func (l *Linker) produce(ctx context.Context, out []messages.ConversationActions) error {
+	if len(out) == 0 {
+		return nil
+	}
+	recs := make([]*kgo.Record, len(out))
+	for i, ca := range out {
+		b, err := json.Marshal(ca)
+		if err != nil {
+			return fmt.Errorf("linker: encode: %w", err)
+		}
+		recs[i] = &kgo.Record{Topic: l.topics.ConversationActions, Key: []byte(ca.ConversationID), Value: b}
+	}
+	if err := l.out.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("linker: produce: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,51 @@
+// Command linker joins product sessions to Intercom conversations through Redis: it reads
+// product.actions and conversation.events and writes conversation.actions.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/threadline/threadline/pkg/linkstore"
+	"github.com/threadline/threadline/pkg/service"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil && !errors.Is(err, service.ErrPrinted) {
+		fmt.Fprintln(os.Stderr, "linker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	var (
+		base  service.Base
+		links linkstore.Config
+	)
+	fs := flag.NewFlagSet("linker", flag.ContinueOnError)
+	base.RegisterFlags(fs, "127.0.0.1:9102", "threadline-linker")
+	links.RegisterFlags(fs)
+	if err := service.Parse(fs, args, os.Stdout, &base, &links); err != nil {
+		return err
+	}
+	t := base.Topics
+	deps, err := base.Open(ctx, "linker", t.ProductActions, t.ConversationEvents, t.ConversationActions)
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+	store := linkstore.New(deps.Redis, links, deps.Log, deps.Admin.Registry, time.Now)
+	consumer, err := base.Consume(deps, "linker", []string{t.ProductActions, t.ConversationEvents}, NewLinker(store, deps.Producer, t))
+	if err != nil {
+		return err
+	}
+	return service.Run(ctx, deps.Admin.Run, consumer.Run)
+}
