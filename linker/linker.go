@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -32,10 +33,17 @@ var _ Store = (*linkstore.Store)(nil)
 // replays the batch; the store answers a repeat with the same output, so nothing is lost and any
 // repeat carries the same action ids, which the notewriter drops. Kafka transactions would not
 // make the Redis side effect atomic with the commit, so they are not used here.
+//
+// Order at the link: the pre-conversation batch must reach conversation.actions before the first
+// live action of the session. Link-and-produce holds linkOrder exclusively and route-and-produce
+// holds it shared, so within one linker process a live action never overtakes the flush. (Across
+// replicas the two topics' partitions may live in different processes; then a live action can
+// precede the flush by the few milliseconds of its produce.)
 type Linker struct {
-	store  Store
-	out    Producer
-	topics kafka.Topics
+	store     Store
+	out       Producer
+	topics    kafka.Topics
+	linkOrder sync.RWMutex
 }
 
 // NewLinker builds the linker.
@@ -73,6 +81,8 @@ func (l *Linker) route(ctx context.Context, actions []messages.ProductAction) er
 	if len(actions) == 0 {
 		return nil
 	}
+	l.linkOrder.RLock()
+	defer l.linkOrder.RUnlock()
 	out, err := l.store.RouteBatch(ctx, actions)
 	if err != nil {
 		return fmt.Errorf("linker: route: %w", err)
@@ -86,15 +96,21 @@ func (l *Linker) handleEvents(ctx context.Context, recs []*kgo.Record) error {
 		if err := decodeEvent(rec.Value, &ev); err != nil {
 			return &kafka.RecordError{Index: i, Err: err}
 		}
-		out, err := l.store.Apply(ctx, ev)
-		if err == nil {
-			err = l.produce(ctx, out)
-		}
-		if err != nil {
+		if err := l.apply(ctx, ev); err != nil {
 			return &kafka.RecordError{Index: i, Err: fmt.Errorf("linker: apply %s: %w", ev.EventID, err)}
 		}
 	}
 	return nil
+}
+
+func (l *Linker) apply(ctx context.Context, ev messages.ConversationEvent) error {
+	l.linkOrder.Lock()
+	defer l.linkOrder.Unlock()
+	out, err := l.store.Apply(ctx, ev)
+	if err != nil {
+		return err
+	}
+	return l.produce(ctx, out)
 }
 
 func decodeAction(b []byte, pa *messages.ProductAction) error {

@@ -47,7 +47,7 @@ func NewClient(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ...k
 	base := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
-		kgo.WithLogger(kzap.New(log.Named("kgo"))),
+		kgo.WithLogger(kzap.New(log.Named("kgo"), kzap.Level(clientLogLevel(log)))),
 	}
 	if cfg.tlsOn() {
 		tc, err := cfg.tlsConfig()
@@ -198,4 +198,13 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, cfg Config, topics ...str
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// clientLogLevel keeps franz-go's own chatter (group joins, metadata) out of the logs unless the
+// service logs at debug level; warnings and errors always show.
+func clientLogLevel(log *zap.Logger) kgo.LogLevel {
+	if log.Core().Enabled(zap.DebugLevel) {
+		return kgo.LogLevelDebug
+	}
+	return kgo.LogLevelWarn
 }

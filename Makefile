@@ -1,0 +1,37 @@
+# Threadline. `make run` starts the embedded default stack; `make test` is what CI runs.
+GO       ?= go
+BIN      := bin
+BINARIES := ./ingest ./linker ./notewriter ./summarizer ./cmd/devstack ./cmd/fakeintercom
+TESTFLAGS ?=
+
+.PHONY: build run test fmt-check vet bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN)/ $(BINARIES)
+
+run: build
+	$(BIN)/devstack
+
+test: fmt-check vet
+	$(GO) test -race -count=1 $(TESTFLAGS) ./...
+
+fmt-check:
+	@out="$$(gofmt -l $$(find . -name '*.go' -not -path './node_modules/*' -not -path './.run/*'))"; \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf $(BIN) .run
