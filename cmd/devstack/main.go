@@ -46,7 +46,7 @@ func main() {
 	fs.StringVar(&o.pageAddr, "page-addr", "127.0.0.1:8090", "address of the fake Intercom and its page")
 	fs.StringVar(&o.ingestAddr, "ingest-addr", "127.0.0.1:8080", "address of ingest's capture endpoint and webhook receiver")
 	fs.IntVar(&o.kafkaPort, "kafka-port", 0, "broker port (0: any free port)")
-	fs.IntVar(&o.threshold, "summary-threshold", 10, "raw actions before a summary (low, so the demo shows one)")
+	fs.IntVar(&o.threshold, "summary-threshold", 20, "raw actions before a summary")
 	fs.BoolVar(&o.demo, "demo", true, "play the demo journey")
 	_ = fs.Parse(os.Args[1:])
 	if err := run(ctx, o); err != nil && !errors.Is(err, context.Canceled) {

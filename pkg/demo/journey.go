@@ -63,6 +63,16 @@ func Recorded() (Journey, error) {
 // Fresh returns the journey with new ids (session, anonymous and user id, email, every event uuid)
 // and its times moved so that the first event happens at start. speed > 1 compresses the gaps.
 func Fresh(start time.Time, speed float64) (Journey, error) {
+	suffix := randomHex(4)
+	return Again(Journey{
+		SessionID: NewUUIDv7(start), AnonID: NewUUIDv7(start),
+		UserID: "usr_demo_" + suffix, Email: "user-" + suffix + "@example.com",
+	}, start, speed)
+}
+
+// Again plays the journey once more as the same user in the same session (j's ids), with new event
+// uuids, starting at start.
+func Again(j Journey, start time.Time, speed float64) (Journey, error) {
 	rec, err := Recorded()
 	if err != nil {
 		return Journey{}, err
@@ -70,11 +80,7 @@ func Fresh(start time.Time, speed float64) (Journey, error) {
 	if speed <= 0 {
 		speed = 1
 	}
-	suffix := randomHex(4)
-	j := Journey{
-		SessionID: NewUUIDv7(start), AnonID: NewUUIDv7(start),
-		UserID: "usr_demo_" + suffix, Email: "user-" + suffix + "@example.com",
-	}
+	out := Journey{SessionID: j.SessionID, AnonID: j.AnonID, UserID: j.UserID, Email: j.Email}
 	pairs := []string{RecordedSessionID, j.SessionID, RecordedAnonID, j.AnonID, RecordedUserID, j.UserID, RecordedEmail, j.Email}
 	for _, ev := range rec.Events {
 		pairs = append(pairs, ev.UUID, NewUUIDv7(start))
@@ -93,9 +99,9 @@ func Fresh(start time.Time, speed float64) (Journey, error) {
 		if err != nil {
 			return Journey{}, err
 		}
-		j.Events = append(j.Events, Event{UUID: msg["uuid"].(string), Name: ev.Name, Time: at, Value: value})
+		out.Events = append(out.Events, Event{UUID: msg["uuid"].(string), Name: ev.Name, Time: at, Value: value})
 	}
-	return j, nil
+	return out, nil
 }
 
 // NewUUIDv7 returns a random UUIDv7 for time t, the id format posthog-js uses.

@@ -54,3 +54,29 @@ func TestFreshJourneyReplacesEveryRecordedIdAndMovesTime(t *testing.T) {
 		t.Fatal("two fresh journeys share ids")
 	}
 }
+
+func TestAgainKeepsTheUserAndSessionButNotTheEventIds(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	j, err := Fresh(start, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := Again(j, start.Add(time.Minute), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.SessionID != j.SessionID || k.UserID != j.UserID || k.AnonID != j.AnonID {
+		t.Fatal("Again changed the user or session")
+	}
+	for i := range k.Events {
+		if k.Events[i].UUID == j.Events[i].UUID {
+			t.Fatalf("event %d kept its uuid", i)
+		}
+		if !strings.Contains(string(k.Events[i].Value), j.SessionID) {
+			t.Fatalf("event %d is not in the session", i)
+		}
+	}
+	if !k.Events[0].Time.Equal(start.Add(time.Minute)) {
+		t.Fatalf("second pass starts at %s", k.Events[0].Time)
+	}
+}

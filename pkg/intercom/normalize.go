@@ -1,8 +1,6 @@
 package intercom
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/threadline/threadline/pkg/messages"
+	"github.com/threadline/threadline/pkg/redact"
 )
 
 // DefaultSessionAttribute is the custom attribute (on the conversation or the contact) and start
@@ -174,11 +173,11 @@ func normalizeConversation(n *Notification, cfg NormalizeConfig, ev *messages.Co
 		}
 	}
 	ev.ContactID = contact.ID
-	ev.ExternalID = identityKey(contact.ExternalID)
+	ev.ExternalID = redact.IdentityKey(contact.ExternalID)
 	if isContactRole(author.Type) && (author.ID == contact.ID || contact.ID == "") {
 		ev.Role = author.Type
 		if author.Email != "" {
-			ev.EmailHash = emailHash(author.Email)
+			ev.EmailHash = redact.EmailHash(author.Email)
 		}
 	}
 	if item.Contact != nil {
@@ -211,12 +210,12 @@ func normalizeMerged(n *Notification, cfg NormalizeConfig, ev *messages.Conversa
 	}
 	ev.ContactID = item.ID
 	ev.MergedFromID = item.MergedFrom.ID
-	ev.ExternalID = identityKey(item.ExternalID)
+	ev.ExternalID = redact.IdentityKey(item.ExternalID)
 	if isContactRole(item.Role) {
 		ev.Role = item.Role
 	}
 	if item.Email != "" {
-		ev.EmailHash = emailHash(item.Email)
+		ev.EmailHash = redact.EmailHash(item.Email)
 	}
 	ev.SessionHint = attribute(item.CustomAttributes, cfg.SessionAttribute)
 	ev.OccurredAt = unixTime(firstNonZero(n.CreatedAt, item.UpdatedAt))
@@ -278,22 +277,4 @@ func unixTime(sec int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(sec, 0).UTC()
-}
-
-// identityKey returns v, or its hash when v looks like an email (contains an @).
-//
-// TODO: replace with redact.IdentityKey once pkg/redact lands; the behaviour must stay identical.
-func identityKey(v string) string {
-	if strings.Contains(v, "@") {
-		return emailHash(v)
-	}
-	return v
-}
-
-// emailHash returns "h:" and the hex SHA-256 of the trimmed, lowercased email.
-//
-// TODO: replace with redact.EmailHash once pkg/redact lands; the behaviour must stay identical.
-func emailHash(email string) string {
-	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(email))))
-	return "h:" + hex.EncodeToString(sum[:])
 }
