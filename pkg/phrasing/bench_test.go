@@ -1,0 +1,43 @@
+package phrasing
+
+import (
+	"testing"
+
+	"github.com/threadline/threadline/pkg/posthog"
+	"github.com/threadline/threadline/pkg/posthog/posthogtest"
+	"github.com/threadline/threadline/pkg/redact"
+)
+
+// BenchmarkNormalize measures what ingest does per raw message, per shape: Decode, then phrase every
+// event with the real redactor (noise dropped). Beside it, a bare encoding/json unmarshal of the same
+// bytes into map[string]any; x-vs-json is normalise's rate over the baseline's. Run it on one core:
+// go test -run XXX -bench Normalize -cpu 1 ./pkg/phrasing
+func BenchmarkNormalize(b *testing.B) {
+	p := New(DefaultConfig(), redact.New(redact.DefaultConfig()), IdentityFuncs{Key: redact.IdentityKey, Email: redact.EmailHash})
+	for _, shape := range posthogtest.Journey(b, posthogtest.Dir()) {
+		b.Run(shape.Name, func(b *testing.B) {
+			msgs := shape.Messages
+			round := func() (events int) {
+				for _, m := range msgs {
+					evs, err := posthog.Decode(m.Value, m.Now)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, ev := range evs {
+						p.Action(ev)
+					}
+					events += len(evs)
+				}
+				return events
+			}
+			perRound := round()
+			b.ReportAllocs()
+			var rr posthogtest.RateReport
+			rr.Start()
+			for b.Loop() {
+				round()
+			}
+			rr.Report(b, perRound, posthogtest.JSONBaseline(b, msgs))
+		})
+	}
+}

@@ -1,0 +1,196 @@
+package phrasing
+
+import (
+	"strings"
+
+	"github.com/threadline/threadline/pkg/posthog"
+)
+
+// target is what an autocapture event acted on, named for a sentence.
+type target struct {
+	label string // "Select Pro", "email", "checkout": already redacted, "" when nothing names it
+	noun  string // "button", "link", "field", "form", …, "" for an element without a role
+	field bool   // a form control: phrased "the email field"
+	tag   string
+}
+
+// bare names the target without an article, as the Action's Target field does: "Select Pro
+// button", "email field", "button", "div element".
+func (t target) bare() string {
+	switch {
+	case t.label != "" && t.noun != "":
+		return t.label + " " + t.noun
+	case t.label != "":
+		return t.label
+	case t.noun != "":
+		return t.noun
+	case t.tag != "":
+		return t.tag + " element"
+	}
+	return "element"
+}
+
+// phrase names the target for a sentence: "Select Pro button", "the email field", "a button".
+func (t target) phrase() string {
+	switch {
+	case t.label != "" && t.field:
+		return "the " + t.bare()
+	case t.label != "":
+		return t.bare()
+	}
+	b := t.bare()
+	return article(b) + " " + b
+}
+
+// short names the target by its label alone when it has one: "Update payment method".
+func (t target) short() string {
+	if t.label != "" && !t.field {
+		return t.label
+	}
+	return t.phrase()
+}
+
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an"
+	}
+	return "a"
+}
+
+// interactive reports elements people act on, for choosing the target among the chain's ancestors.
+func interactive(el *posthog.Element) bool {
+	switch el.Tag {
+	case "a", "button", "input", "select", "textarea", "label", "form", "summary", "option":
+		return true
+	}
+	switch el.Attr("role") {
+	case "button", "link", "menuitem", "tab", "checkbox", "radio", "switch", "option", "combobox", "textbox":
+		return true
+	}
+	return el.Attr("contenteditable") == "true"
+}
+
+// noun names an element's role: "button", "link", "field", …; "" for a plain element.
+func noun(el *posthog.Element) (word string, field bool) {
+	switch el.Attr("role") {
+	case "button":
+		return "button", false
+	case "link":
+		return "link", false
+	case "tab":
+		return "tab", false
+	case "menuitem":
+		return "menu item", false
+	case "checkbox", "switch":
+		return "checkbox", true
+	case "radio":
+		return "option", true
+	case "textbox", "combobox":
+		return "field", true
+	}
+	switch el.Tag {
+	case "a":
+		return "link", false
+	case "button":
+		return "button", false
+	case "form":
+		return "form", false
+	case "select":
+		return "dropdown", true
+	case "textarea":
+		return "field", true
+	case "img", "svg":
+		return "image", false
+	case "input":
+		switch strings.ToLower(el.Attr("type")) {
+		case "button", "submit", "reset", "image":
+			return "button", false
+		case "checkbox":
+			return "checkbox", true
+		case "radio":
+			return "option", true
+		}
+		return "field", true
+	}
+	if el.Attr("contenteditable") == "true" {
+		return "field", true
+	}
+	return "", false
+}
+
+// pickTarget chooses the element an autocapture event is about: the target, or its nearest
+// interactive ancestor when the target itself is not one (an icon or a label inside a button). It
+// returns the element's index in the chain, -1 for an empty chain.
+func pickTarget(els []posthog.Element) int {
+	if len(els) == 0 {
+		return -1
+	}
+	if interactive(&els[0]) {
+		return 0
+	}
+	for i := 1; i < len(els) && i <= 4; i++ {
+		if els[i].Tag == "body" || els[i].Tag == "html" {
+			break
+		}
+		if interactive(&els[i]) {
+			return i
+		}
+	}
+	return 0
+}
+
+// targetOf names the element an autocapture-like event acted on. Text from the page goes through
+// the redactor; a form control is named by its name or id, never by a value.
+func (p *Phraser) targetOf(ev *posthog.Event) target {
+	idx := pickTarget(ev.Elements)
+	if idx < 0 {
+		// no chain: the event-level text, if the SDK sent one
+		return target{label: p.label(ev.Prop("$el_text"))}
+	}
+	el := &ev.Elements[idx]
+	t := target{tag: el.Tag}
+	t.noun, t.field = noun(el)
+	var candidates []string
+	if t.field {
+		// a form control: its accessible name, then its identifiers; never its text or value
+		candidates = []string{el.Attr("aria-label"), Humanize(el.Attr("name")), Humanize(el.ID),
+			Humanize(el.Attr("data-attr")), el.Attr("placeholder"), el.Attr("title")}
+	} else {
+		// the element's own words, then those of what was clicked inside it, then its identifiers
+		candidates = []string{el.Text, el.Attr("aria-label"), el.Attr("title"), el.Attr("alt")}
+		for i := idx - 1; i >= 0; i-- {
+			inner := &ev.Elements[i]
+			candidates = append(candidates, inner.Text, inner.Attr("aria-label"), inner.Attr("title"), inner.Attr("alt"))
+		}
+		if idx == 0 {
+			candidates = append(candidates, ev.Prop("$el_text"))
+		}
+		candidates = append(candidates, Humanize(el.Attr("data-attr")), Humanize(el.Attr("name")), Humanize(el.ID))
+		for i := idx - 1; i >= 0; i-- {
+			candidates = append(candidates, Humanize(ev.Elements[i].Attr("data-attr")))
+		}
+	}
+	for _, c := range candidates {
+		if l := p.label(c); l != "" {
+			t.label = l
+			break
+		}
+	}
+	// "checkout form" needs no second "form"
+	if t.label != "" && t.noun != "" && strings.HasSuffix(strings.ToLower(t.label), " "+t.noun) {
+		t.label = t.label[:len(t.label)-len(t.noun)-1]
+	}
+	if t.label != "" && strings.EqualFold(t.label, t.noun) {
+		t.label = ""
+	}
+	return t
+}
+
+// label cleans, redacts and shortens text from the page.
+func (p *Phraser) label(s string) string {
+	s = cleanText(s)
+	if s == "" {
+		return ""
+	}
+	return truncate(cleanText(p.redactor.Text(s)), p.cfg.MaxLabelLength)
+}

@@ -1,0 +1,320 @@
+package posthog
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/threadline/threadline/pkg/posthog/internal/jsonscan"
+)
+
+// Element is one DOM element of an autocapture event: the target first, then its ancestors.
+type Element struct {
+	Tag       string
+	Classes   []string
+	Text      string // the element's text (a, button, label, … only; never input values)
+	Href      string
+	ID        string // the id attribute
+	NthChild  int
+	NthOfType int
+	// Attributes are the element's HTML attributes, named without the chain's "attr__" prefix:
+	// "class", "type", "name", "aria-label", "data-attr", …
+	Attributes []Attribute
+}
+
+// Attribute is one HTML attribute of an element.
+type Attribute struct {
+	Name, Value string
+}
+
+// Attr returns the value of the HTML attribute name ("" when absent); of a repeated name, the last.
+func (e *Element) Attr(name string) string {
+	for i := len(e.Attributes) - 1; i >= 0; i-- {
+		if e.Attributes[i].Name == name {
+			return e.Attributes[i].Value
+		}
+	}
+	return ""
+}
+
+// Chain keys with a meaning of their own; every other key is an "attr__<name>" HTML attribute.
+const (
+	chainText      = "text"
+	chainHref      = "href"
+	chainNthChild  = "nth-child"
+	chainNthOfType = "nth-of-type"
+	chainAttrID    = "attr_id"
+	chainAttr      = "attr__"
+)
+
+// ParseElementsChain parses PostHog's $elements_chain string, as PostHog's own parser does:
+//
+//	chain   := element (";" element)*        target first
+//	element := tag ("." class)* ":" attr*
+//	attr    := key '="' value '"'            '"' inside a value escaped as \"
+//
+// It is lenient like PostHog's: it never fails, and text it cannot read is left out.
+func ParseElementsChain(chain string) []Element {
+	if chain == "" {
+		return nil
+	}
+	out := make([]Element, 0, strings.Count(chain, ";")+1)
+	for len(chain) > 0 {
+		end := elementEnd(chain)
+		part := strings.TrimSpace(chain[:end])
+		if end < len(chain) {
+			chain = chain[end+1:]
+		} else {
+			chain = ""
+		}
+		if part == "" {
+			continue
+		}
+		out = append(out, parseElement(part))
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// elementEnd returns the index of the ';' that ends the first element (outside quotes), or len(s).
+func elementEnd(s string) int {
+	inQuote := false
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			if inQuote {
+				i++
+			}
+		case '"':
+			inQuote = !inQuote
+		case ';':
+			if !inQuote {
+				return i
+			}
+		}
+	}
+	return len(s)
+}
+
+func parseElement(s string) Element {
+	head, attrs := splitElement(s)
+	var el Element
+	if head != "" {
+		tag, classes, _ := strings.Cut(head, ".")
+		el.Tag = tag
+		if classes != "" {
+			for c := range strings.SplitSeq(classes, ".") {
+				if c != "" {
+					el.Classes = append(el.Classes, c)
+				}
+			}
+		}
+	}
+	for len(attrs) > 0 {
+		eq := strings.Index(attrs, `="`)
+		if eq < 0 {
+			break
+		}
+		key := attrs[:eq]
+		value, rest, ok := quotedValue(attrs[eq+2:])
+		if !ok {
+			break
+		}
+		attrs = rest
+		switch {
+		case key == chainText:
+			el.Text = value
+		case key == chainHref:
+			el.Href = value
+		case key == chainNthChild:
+			el.NthChild, _ = strconv.Atoi(value)
+		case key == chainNthOfType:
+			el.NthOfType, _ = strconv.Atoi(value)
+		case key == chainAttrID:
+			el.ID = value
+		case strings.HasPrefix(key, chainAttr):
+			el.Attributes = append(el.Attributes, Attribute{Name: key[len(chainAttr):], Value: value})
+		case key != "":
+			el.Attributes = append(el.Attributes, Attribute{Name: key, Value: value})
+		}
+	}
+	if el.ID == "" {
+		el.ID = el.Attr("id")
+	}
+	if el.Href == "" {
+		el.Href = el.Attr("href")
+	}
+	return el
+}
+
+// splitElement splits "tag.class1.class2:key="v"…" at the first ':' followed by a key and '=' (class
+// names may hold ':' themselves, as in Tailwind's "md:flex").
+func splitElement(s string) (head, attrs string) {
+	for i := 0; i < len(s); i++ {
+		if s[i] != ':' {
+			continue
+		}
+		j := i + 1
+		for j < len(s) && isKeyByte(s[j]) {
+			j++
+		}
+		if j < len(s) && s[j] == '=' {
+			return s[:i], s[i+1:]
+		}
+	}
+	return s, ""
+}
+
+func isKeyByte(c byte) bool {
+	return c == '-' || c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+}
+
+// quotedValue reads a value up to its closing '"' and unescapes \" in it.
+func quotedValue(s string) (value, rest string, ok bool) {
+	escaped := false
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			escaped = true
+			i++
+		case '"':
+			v := s[:i]
+			if escaped {
+				v = strings.ReplaceAll(v, `\"`, `"`)
+			}
+			return v, s[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+// FormatElementsChain writes elements as posthog-js writes $elements_chain: classes sorted and without
+// '"', attributes sorted by key, '"' in values escaped. ParseElementsChain reads it back.
+func FormatElementsChain(elements []Element) string {
+	var b strings.Builder
+	for i, el := range elements {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(el.Tag)
+		classes := make([]string, 0, len(el.Classes))
+		for _, c := range el.Classes {
+			if c = strings.ReplaceAll(c, `"`, ""); c != "" {
+				classes = append(classes, c)
+			}
+		}
+		sort.Strings(classes)
+		for _, c := range classes {
+			b.WriteByte('.')
+			b.WriteString(c)
+		}
+		b.WriteByte(':')
+		type kv struct{ k, v string }
+		var attrs []kv
+		for _, a := range el.Attributes {
+			attrs = append(attrs, kv{chainAttr + a.Name, a.Value})
+		}
+		if el.Text != "" {
+			attrs = append(attrs, kv{chainText, el.Text})
+		}
+		if el.Href != "" {
+			attrs = append(attrs, kv{chainHref, el.Href})
+		}
+		if el.ID != "" {
+			attrs = append(attrs, kv{chainAttrID, el.ID})
+		}
+		attrs = append(attrs, kv{chainNthChild, strconv.Itoa(el.NthChild)}, kv{chainNthOfType, strconv.Itoa(el.NthOfType)})
+		sort.Slice(attrs, func(i, j int) bool { return attrs[i].k < attrs[j].k })
+		for _, a := range attrs {
+			b.WriteString(a.k)
+			b.WriteString(`="`)
+			b.WriteString(strings.ReplaceAll(a.v, `"`, `\"`))
+			b.WriteByte('"')
+		}
+	}
+	return b.String()
+}
+
+// elementsFromArray converts the legacy properties.$elements array (and dead clicks' array):
+// [{"tag_name", "$el_text", "classes", "attr__*", "nth_child", "nth_of_type", "href", "attr_id"}].
+// Items that are not objects are skipped.
+func elementsFromArray(raw []byte) ([]Element, error) {
+	var out []Element
+	err := jsonscan.ArrayEach(raw, func(item []byte) error {
+		if jsonscan.KindOf(item) != jsonscan.KindObject {
+			return nil
+		}
+		var el Element
+		err := jsonscan.ObjectEach(item, func(key, value []byte) error {
+			k := string(key)
+			switch {
+			case k == "tag_name":
+				el.Tag = scalarText(value)
+			case k == "$el_text" || k == "text":
+				el.Text = scalarText(value)
+			case k == "href":
+				el.Href = scalarText(value)
+			case k == "attr_id":
+				el.ID = scalarText(value)
+			case k == "nth_child":
+				el.NthChild = scalarInt(value)
+			case k == "nth_of_type":
+				el.NthOfType = scalarInt(value)
+			case k == "classes":
+				if jsonscan.KindOf(value) == jsonscan.KindArray {
+					_ = jsonscan.ArrayEach(value, func(c []byte) error {
+						if s := scalarText(c); s != "" {
+							el.Classes = append(el.Classes, s)
+						}
+						return nil
+					})
+				}
+			case strings.HasPrefix(k, chainAttr):
+				el.Attributes = append(el.Attributes, Attribute{Name: k[len(chainAttr):], Value: scalarText(value)})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if el.ID == "" {
+			el.ID = el.Attr("id")
+		}
+		if el.Href == "" {
+			el.Href = el.Attr("href")
+		}
+		out = append(out, el)
+		return nil
+	})
+	return out, err
+}
+
+// scalarText returns a raw JSON scalar as text: a string decoded, a number or boolean as written,
+// null and containers as "".
+func scalarText(raw []byte) string {
+	switch jsonscan.KindOf(raw) {
+	case jsonscan.KindString:
+		s, _ := jsonscan.String(raw)
+		return s
+	case jsonscan.KindNumber, jsonscan.KindBool:
+		return string(jsonscan.TrimSpace(raw))
+	}
+	return ""
+}
+
+func scalarInt(raw []byte) int {
+	switch jsonscan.KindOf(raw) {
+	case jsonscan.KindNumber:
+		f, err := jsonscan.Float(raw)
+		if err != nil || f > 1<<31 || f < -(1<<31) {
+			return 0
+		}
+		return int(f)
+	case jsonscan.KindString:
+		n, _ := strconv.Atoi(scalarText(raw))
+		return n
+	}
+	return 0
+}
