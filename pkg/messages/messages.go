@@ -151,6 +151,21 @@ type ConversationSummary struct {
 	CreatedAt      time.Time `json:"created_at"`
 }
 
+// IntercomEvent is the value on intercom.events (key: user_id, else intercom_user_id, else
+// email_hash): a data event for the notewriter to post with POST /events.
+type IntercomEvent struct {
+	Version        int            `json:"version"`
+	EventName      string         `json:"event_name"`
+	CreatedAt      int64          `json:"created_at"` // Unix seconds: the triggering action's time, so a replay is deduplicated by Intercom
+	UserID         string         `json:"user_id,omitempty"`
+	IntercomUserID string         `json:"intercom_user_id,omitempty"`
+	EmailHash      string         `json:"email_hash,omitempty"`
+	WorkspaceID    string         `json:"workspace_id,omitempty"`
+	Metadata       map[string]any `json:"metadata,omitempty"` // flat: string (≤255 chars) or number values, at most 10 keys
+	Rule           string         `json:"rule"`
+	ActionID       string         `json:"action_id"`
+}
+
 // DeadLetter is the value on the dead-letter topic. The same facts are in its headers.
 type DeadLetter struct {
 	Version     int       `json:"version"`
@@ -185,6 +200,9 @@ func (m ConversationSummary) MessageVersion() int { return m.Version }
 
 // MessageVersion implements Versioned.
 func (m DeadLetter) MessageVersion() int { return m.Version }
+
+// MessageVersion implements Versioned.
+func (m IntercomEvent) MessageVersion() int { return m.Version }
 
 // Decode unmarshals a message and checks its version.
 func Decode[T Versioned](data []byte, v *T) error {
