@@ -267,7 +267,6 @@ func contracts() []contract {
 	}
 }
 
-
 func newValidator(t testing.TB) *schemas.Validator {
 	t.Helper()
 	v, err := schemas.NewValidator()
