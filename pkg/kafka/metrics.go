@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/threadline/threadline/pkg/metrics"
 )
 
 // consumerMetrics are the metrics of one Consumer: threadline_consumer_*, with the const labels
@@ -63,21 +65,13 @@ func newConsumerMetrics(reg prometheus.Registerer, service, group string) (*cons
 	return m, nil
 }
 
-// register registers c on reg, or returns the identical collector already registered (two
-// consumers of one service and group in one process share their metrics). Other failures are
-// appended to errs.
+// register registers c on reg (sharing an identical collector already there: two consumers of one
+// service and group in one process share their metrics); other failures are appended to errs.
 func register[C prometheus.Collector](reg prometheus.Registerer, c C, errs *[]error) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
+	c, err := metrics.Register(reg, c)
+	if err != nil {
+		*errs = append(*errs, err)
 	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	*errs = append(*errs, err)
 	return c
 }
 

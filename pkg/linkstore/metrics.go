@@ -1,10 +1,10 @@
 package linkstore
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	promreg "github.com/threadline/threadline/pkg/metrics"
 )
 
 // Drop causes of buffered actions.
@@ -71,19 +71,12 @@ func newMetrics(reg prometheus.Registerer, log *zap.Logger) *metrics {
 	return m
 }
 
-// register registers c, or returns the collector already registered under its name, so that two
-// stores sharing a registry share their counters.
+// register registers c, sharing the collector already registered under its name, so that two
+// stores on one registry share their counters.
 func register[C prometheus.Collector](reg prometheus.Registerer, log *zap.Logger, c C) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
+	c, err := promreg.Register(reg, c)
+	if err != nil {
+		log.Warn("linkstore: metric not registered", zap.Error(err))
 	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	log.Warn("linkstore: metric not registered", zap.Error(err))
 	return c
 }

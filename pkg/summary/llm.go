@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/threadline/threadline/pkg/config"
+	"github.com/threadline/threadline/pkg/metrics"
 )
 
 // LLMConfig configures the LLM engine: an OpenAI-compatible chat-completions API.
@@ -523,22 +524,12 @@ func newLLMMetrics(reg prometheus.Registerer, log *zap.Logger) llmMetrics {
 	}
 }
 
-// register registers c on reg, or returns the collector already registered under its name, so
-// that several engines built on one registry share their metrics.
+// register registers c on reg, sharing the collector already registered under its name, so that
+// several engines built on one registry share their metrics.
 func register[C prometheus.Collector](reg prometheus.Registerer, log *zap.Logger, c C) C {
-	if reg == nil {
-		return c
+	c, err := metrics.Register(reg, c)
+	if err != nil {
+		log.Error("summary: register metric", zap.Error(err))
 	}
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var already prometheus.AlreadyRegisteredError
-	if errors.As(err, &already) {
-		if existing, ok := already.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	log.Error("summary: register metric", zap.Error(err))
 	return c
 }
