@@ -13,6 +13,7 @@ import (
 
 	"github.com/threadline/threadline/pkg/config"
 	"github.com/threadline/threadline/pkg/testkit/redistest"
+	"github.com/threadline/threadline/pkg/testkit/tooltest"
 )
 
 // redisAddrsEnv names a Redis deployment the way every binary reads it; more than one address
@@ -41,9 +42,7 @@ func TestSuiteRedisCluster(t *testing.T) {
 // redis-cli --cluster create (no replicas) and waits until every node reports cluster_state:ok.
 func startCluster(t *testing.T, n int) []string {
 	t.Helper()
-	if _, err := exec.LookPath("redis-cli"); err != nil {
-		t.Fatalf("redis-cli is needed to create a cluster: %v", err)
-	}
+	tooltest.Need(t, "Debian: apt-get install redis-server redis-tools", "redis-server", "redis-cli")
 	addrs := make([]string, n)
 	for i := range addrs {
 		// The cluster bus port is chosen explicitly, so the node's port need not have port+10000 free.
