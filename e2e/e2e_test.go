@@ -71,6 +71,7 @@ type pipeline struct {
 	Stack     *stack.Stack
 	Topics    kafka.Topics
 	Logs      *lockedBuffer
+	Admins    map[string]string // service → its admin address (/metrics, /readyz)
 }
 
 // start runs the four binaries with env on top of the defaults and waits until all are ready.
@@ -90,6 +91,7 @@ func start(t *testing.T, env ...string) *pipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.Admins = admins
 	base := []string{
 		"THREADLINE_KAFKA_BROKERS=" + strings.Join(p.Brokers, ","),
 		"THREADLINE_KAFKA_TOPIC_PARTITIONS=3",
@@ -123,6 +125,20 @@ func start(t *testing.T, env ...string) *pipeline {
 		}
 	}
 	return p
+}
+
+// restart starts service again, after it was stopped, with env on top of the pipeline's, and waits
+// until it is ready.
+func (p *pipeline) restart(t *testing.T, service string, env ...string) {
+	t.Helper()
+	if _, err := p.Stack.Start(service, append([]string{"THREADLINE_ADMIN_ADDR=" + p.Admins[service]}, env...)...); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := stack.WaitReady(ctx, p.Admins[service]); err != nil {
+		t.Fatalf("%s: %v\nlogs:\n%s", service, err, p.Logs.String())
+	}
 }
 
 // dump reads what is on the pipeline's topics, for a failure message.

@@ -17,6 +17,7 @@ import (
 )
 
 func main() {
+	service.ExitIfHealthcheck(os.Args[1:], service.ReadyProbe("127.0.0.1:9102"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil && !errors.Is(err, service.ErrPrinted) {

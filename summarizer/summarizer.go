@@ -55,7 +55,10 @@ type Producer interface {
 // number, with the part that holds them), and the last summary (text, covered range, part id).
 // A line at or below the covered range is ignored, so replaying notes.written makes no second
 // summary; a summary id is its conversation and last covered line, so a repeat after a crash
-// carries the same id and the notewriter executes it once.
+// carries the same id and the notewriter executes it once. The same holds for a rebuild after Redis
+// lost this state: replaying notes.written from the start makes every summary again, in the same
+// order and under the same id, and the notewriter's delivery record (restored from notes.written
+// before it executes anything) has those ids done.
 type Summarizer struct {
 	cfg    Config
 	rdb    redis.UniversalClient

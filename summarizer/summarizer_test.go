@@ -183,3 +183,66 @@ func TestBadRecordsArePermanent(t *testing.T) {
 		}
 	}
 }
+
+// summaryNote is the notes.written record of a posted summary.
+func summaryNote(t *testing.T, conv, part, summaryID string) *kgo.Record {
+	t.Helper()
+	b, err := json.Marshal(messages.NoteWritten{Version: messages.Version, ConversationID: conv, PartID: part,
+		Ref: "ref-" + part, Kind: messages.NoteSummary, SummaryID: summaryID, WrittenAt: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kgo.Record{Topic: "notes.written", Value: b}
+}
+
+// TestRebuildAfterLosingRedisRepeatsTheSameSummaries replays notes.written from the beginning into
+// an emptied Redis: every summary comes out again with the id, range and parts it had, so the
+// notewriter, whose restored record has those ids done, executes none of them twice.
+func TestRebuildAfterLosingRedisRepeatsTheSameSummaries(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	run := func() []messages.ConversationSummary {
+		p := &recordingProducer{}
+		s := NewSummarizer(Config{Threshold: 5, StateTTL: time.Hour}, rdb, summary.NewNarrative(), p,
+			"conversation.summaries", zap.NewNop(), prometheus.NewRegistry())
+		// The log as the pipeline writes it: each summary note follows the notes that called for it,
+		// and a second conversation's notes interleave.
+		log := []*kgo.Record{
+			note(t, "c1", "p1", 1, 3), note(t, "c2", "q1", 1, 4), note(t, "c1", "p2", 4, 4), note(t, "c1", "p3", 5, 6),
+			note(t, "c2", "q2", 5, 5), summaryNote(t, "c1", "sp1", "sum_c1_6"), note(t, "c1", "p4", 7, 9),
+			summaryNote(t, "c2", "sq1", "sum_c2_5"), note(t, "c1", "p5", 10, 12), summaryNote(t, "c1", "sp2", "sum_c1_12"),
+			note(t, "c1", "p6", 13, 13),
+		}
+		for _, rec := range log {
+			if err := s.Handle(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p.summaries(t)
+	}
+	first := run()
+	if len(first) != 3 {
+		t.Fatalf("first pass made %d summaries, want 3", len(first))
+	}
+	if err := rdb.FlushAll(ctx).Err(); err != nil { // Redis lost everything
+		t.Fatal(err)
+	}
+	rebuilt := run()
+	if len(rebuilt) != len(first) {
+		t.Fatalf("the rebuild made %d summaries, want %d", len(rebuilt), len(first))
+	}
+	for i := range first {
+		a, b := first[i], rebuilt[i]
+		b.CreatedAt = a.CreatedAt
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("summary %d differs after the rebuild:\n got %+v\nwant %+v", i, b, a)
+		}
+	}
+	if got := []string{first[0].SummaryID, first[1].SummaryID, first[2].SummaryID}; fmt.Sprint(got) != "[sum_c1_6 sum_c2_5 sum_c1_12]" {
+		t.Errorf("summary ids %v", got)
+	}
+	if fmt.Sprint(first[2].ReplacesParts) != "[p4 p5 sp1]" {
+		t.Errorf("second summary of c1 replaces %v, want [p4 p5 sp1]", first[2].ReplacesParts)
+	}
+}

@@ -23,6 +23,7 @@ import (
 )
 
 func main() {
+	service.ExitIfHealthcheck(os.Args[1:], service.Probe{AddrFlag: "fake.addr", DefaultAddr: fakeintercom.DefaultAddr, Path: "/"})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil && !errors.Is(err, service.ErrPrinted) {

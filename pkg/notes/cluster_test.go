@@ -53,6 +53,7 @@ func TestWorksOnRedisCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	markRestored(t, w)
 	ic.setFault(func(op string, n int) fault {
 		if op == "reply" && n == 1 {
 			return fault{Store: true, Err: ErrOutcomeUnknown} // exercise the in-flight resolution too

@@ -34,6 +34,10 @@ var (
 	ErrBusy = errors.New("notes: another replica holds this job")
 	// ErrInvalidInput: the message cannot be processed as it is (permanent).
 	ErrInvalidInput = errors.New("notes: invalid input")
+	// ErrNotRestored: Redis does not hold the delivery record of the conversation's shard (it is new
+	// or lost its data), so the writer cannot tell what Intercom already has; nothing is accepted or
+	// posted until a restore from notes.written set the restore markers (transient).
+	ErrNotRestored = errors.New("notes: redis does not hold the delivery record; restore it from notes.written first")
 	// errLeaseLost: this replica no longer owns the conversation it was flushing.
 	errLeaseLost = errors.New("notes: lease on the conversation was lost")
 )

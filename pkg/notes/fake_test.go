@@ -336,7 +336,8 @@ func newHarness(t *testing.T) *harness {
 	return &harness{t: t, redis: srv, rdb: srv.Client(t), ic: newFakeIntercom(), sink: &recordingSink{}}
 }
 
-// writer builds a Writer on the harness's Redis, fake Intercom and sink; reg may be nil.
+// writer builds a Writer on the harness's Redis, fake Intercom and sink, with the restore markers
+// set as the notewriter sets them at start-up; reg may be nil.
 func (h *harness) writer(cfg Config, reg prometheus.Registerer) *Writer {
 	h.t.Helper()
 	if reg == nil {
@@ -346,7 +347,16 @@ func (h *harness) writer(cfg Config, reg prometheus.Registerer) *Writer {
 	if err != nil {
 		h.t.Fatalf("New: %v", err)
 	}
+	markRestored(h.t, w)
 	return w
+}
+
+// markRestored sets w's restore markers: its Redis holds the (empty) delivery record.
+func markRestored(t testing.TB, w *Writer) {
+	t.Helper()
+	if err := w.MarkRestored(context.Background()); err != nil {
+		t.Fatalf("MarkRestored: %v", err)
+	}
 }
 
 // run starts w.Run and returns a function that stops it and returns Run's error.

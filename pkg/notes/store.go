@@ -205,10 +205,12 @@ end
 `
 
 // enqueueScript appends the actions the conversation has not accepted before and schedules it.
-// KEYS: accepted, pending, meta, due, lease, gone.
+// KEYS: accepted, pending, meta, due, lease, gone, restore marker of the shard.
 // ARGV: member, now ms, debounce ms, max wait ms, ttl s, max pending, then action id / item pairs.
-// Returns {added, duplicates}, or {-1, 0} when the conversation is gone, {-2, 0} when it is full.
+// Returns {added, duplicates}, or {-1, 0} when the conversation is gone, {-2, 0} when it is full,
+// {-3, 0} when the shard lost its delivery record (no restore marker).
 var enqueueScript = redis.NewScript(scheduleLua + `
+if redis.call('EXISTS', KEYS[7]) == 0 then return {-3, 0} end
 if redis.call('EXISTS', KEYS[6]) == 1 then return {-1, 0} end
 local now = tonumber(ARGV[2])
 local fresh = {}

@@ -52,10 +52,16 @@ func (w *Writer) ExecuteSummary(ctx context.Context, s messages.ConversationSumm
 		_ = unlockScript.Run(uctx, w.rdb, []string{lockKey}, token).Err()
 	}()
 
-	gone, err := w.rdb.Exists(ctx, k.gone).Result()
-	if err != nil {
+	pipe := w.rdb.Pipeline()
+	restoredCmd := pipe.Exists(ctx, restoredKey(k.shard))
+	goneCmd := pipe.Exists(ctx, k.gone)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("notes: summary %s: %w", s.SummaryID, err)
 	}
+	if restoredCmd.Val() == 0 { // this Redis cannot tell whether the summary was posted before
+		return fmt.Errorf("notes: summary %s: %w", s.SummaryID, ErrNotRestored)
+	}
+	gone := goneCmd.Val()
 	job, err := w.rdb.HGetAll(ctx, jobKey).Result()
 	if err != nil {
 		return fmt.Errorf("notes: read summary job %s: %w", s.SummaryID, err)

@@ -9,6 +9,11 @@
 // then does the bookkeeping. A note whose POST outcome is unknown is looked for by its reference
 // token before it is ever posted again. Intercom calls share one rate budget across replicas and go
 // through a circuit breaker per workspace.
+//
+// notes.written is the durable account of what Intercom holds. After Redis lost the writer's state,
+// Restore feeds that account back (action ids delivered, line counters, summaries done) before any
+// other work, and the restore markers (Restored, MarkRestored) tell a Redis that holds the record
+// from one that lost it; see restore.go.
 package notes
 
 import (
@@ -162,7 +167,8 @@ func (w *Writer) ObserveRateLimit(ctx context.Context, remaining int, reset time
 // Enqueue accepts a conversation.actions message: the actions the conversation has not seen before
 // are stored for its next note. When Enqueue returns nil the record may be committed. Errors are
 // transient (back off, commit nothing) unless IsPermanent says otherwise: ErrBreakerOpen while
-// Intercom is failing, ErrBacklogFull, ErrConversationGone (permanent), ErrInvalidInput (permanent).
+// Intercom is failing, ErrBacklogFull, ErrNotRestored until Redis holds the delivery record,
+// ErrConversationGone (permanent), ErrInvalidInput (permanent).
 func (w *Writer) Enqueue(ctx context.Context, msg messages.ConversationActions) error {
 	if err := w.Err(); err != nil {
 		return err
@@ -194,7 +200,7 @@ func (w *Writer) Enqueue(ctx context.Context, msg messages.ConversationActions) 
 		args = append(args, a.ActionID, item)
 	}
 	res, err := enqueueScript.Run(ctx, w.rdb,
-		[]string{k.accepted, k.pending, k.meta, k.due, k.lease, k.gone}, args...).Int64Slice()
+		[]string{k.accepted, k.pending, k.meta, k.due, k.lease, k.gone, restoredKey(k.shard)}, args...).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("notes: enqueue for conversation %s: %w", msg.ConversationID, err)
 	}
@@ -203,6 +209,8 @@ func (w *Writer) Enqueue(ctx context.Context, msg messages.ConversationActions) 
 		return fmt.Errorf("notes: enqueue for conversation %s: %w", msg.ConversationID, ErrConversationGone)
 	case -2:
 		return fmt.Errorf("notes: enqueue for conversation %s: %w (%d)", msg.ConversationID, ErrBacklogFull, w.cfg.MaxPending)
+	case -3:
+		return fmt.Errorf("notes: enqueue for conversation %s: %w", msg.ConversationID, ErrNotRestored)
 	}
 	w.m.actionsAccepted.Add(float64(res[0]))
 	if res[1] > 0 {

@@ -487,6 +487,7 @@ func TestGoneActionsAreLoggedWhenTheSinkHasNoDeadLetterTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	markRestored(t, w)
 	enqueueAll(t, w, actionsMsg("c1", false, act("a1", time.Now()), act("a2", time.Now())))
 	run(t, w)
 	waitFor(t, "the actions to be logged", func() bool { return logs.Len() > 0 })
@@ -630,6 +631,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	markRestored(b, w)
 	ctx := context.Background()
 	i := 0
 	for b.Loop() {
