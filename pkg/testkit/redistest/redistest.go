@@ -2,6 +2,10 @@
 //
 // When no redis-server is on PATH it falls back to an embedded Redis (miniredis), unless
 // THREADLINE_TEST_REQUIRE_REDIS=1, in which case the test fails: CI always tests against real Redis.
+//
+// A server keeps the extra arguments it was started with across Restart and StartAgain, so one
+// started with PersistentArgs comes back with its data: tests of Redis outages stop it, keep
+// working against the dead port, and start it again.
 package redistest
 
 import (
@@ -30,16 +34,31 @@ type Server struct {
 	Addr     string
 	Embedded bool // true when this is the in-process fallback, not a redis-server process
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	dir  string
-	port int
-	mini *miniredis.Miniredis
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	done  chan struct{}
+	dir   string
+	port  int
+	extra []string // the arguments after the defaults, kept for StartAgain
+	mini  *miniredis.Miniredis
+}
+
+// PersistentArgs are redis-server arguments that make every acknowledged write survive a kill:
+// an append-only file synced on every write. Pass them to StartWith or StartProcess.
+func PersistentArgs() []string {
+	return []string{"--appendonly", "yes", "--appendfsync", "always"}
 }
 
 // Start starts a Redis for t and stops it when t ends.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t)
+}
+
+// StartWith is Start with extra redis-server arguments (such as PersistentArgs), which come after
+// the defaults and so override them. The embedded fallback ignores them; it keeps its data across
+// Stop and StartAgain anyway.
+func StartWith(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -49,7 +68,7 @@ func Start(t testing.TB) *Server {
 		m := miniredis.RunT(t)
 		return &Server{Addr: m.Addr(), Embedded: true, mini: m}
 	}
-	s := &Server{dir: t.TempDir()}
+	s := &Server{dir: t.TempDir(), extra: append([]string(nil), extra...)}
 	if err := s.start(bin, 0); err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
@@ -64,11 +83,12 @@ func StartProcess(dir string, extra ...string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not on PATH: %w", err)
 	}
-	s := &Server{dir: dir}
-	return s, s.start(bin, 0, extra...)
+	s := &Server{dir: dir, extra: append([]string(nil), extra...)}
+	return s, s.start(bin, 0)
 }
 
-func (s *Server) start(bin string, port int, extra ...string) error {
+// start starts redis-server on port (a free one when 0) in s.dir with the defaults and s.extra.
+func (s *Server) start(bin string, port int) error {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		p := port
@@ -81,7 +101,7 @@ func (s *Server) start(bin string, port int, extra ...string) error {
 		args := append([]string{
 			"--port", strconv.Itoa(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 			"--dir", s.dir, "--daemonize", "no", "--loglevel", "warning",
-		}, extra...)
+		}, s.extra...)
 		cmd := exec.Command(bin, args...)
 		logf, err := os.Create(filepath.Join(s.dir, fmt.Sprintf("redis-%d.log", p)))
 		if err != nil {
@@ -128,16 +148,33 @@ func (s *Server) Stop() {
 	}
 }
 
-// Restart stops the server and starts it again on the same port, empty (tests of Redis outages).
+// Restart stops the server and starts it again on the same port (tests of Redis outages). It
+// comes back empty unless it was started with PersistentArgs.
 func (s *Server) Restart() error {
 	if s.mini != nil {
 		s.mini.Restart()
 		return nil
 	}
 	s.Stop()
+	return s.StartAgain()
+}
+
+// StartAgain starts a stopped server again on the same port, in the same directory and with the
+// same arguments, and waits until it answers. Between Stop and StartAgain clients see a Redis
+// outage (connections refused). It fails when the server is running.
+func (s *Server) StartAgain() error {
+	if s.mini != nil {
+		return s.mini.Restart()
+	}
+	s.mu.Lock()
+	running := s.cmd != nil
+	s.mu.Unlock()
+	if running {
+		return fmt.Errorf("redistest: redis-server on %s is running", s.Addr)
+	}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return err
+		return fmt.Errorf("redistest: redis-server not on PATH: %w", err)
 	}
 	return s.start(bin, s.port)
 }
