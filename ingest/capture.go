@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -13,13 +14,14 @@ import (
 // CapturePublisher writes accepted capture events to the raw PostHog topic in PostHog's own
 // capture-output shape, keyed like PostHog keys them (token:distinct_id).
 type CapturePublisher struct {
-	out   Producer
-	topic string
+	out     AsyncProducer
+	topic   string
+	timeout time.Duration
 }
 
-// NewCapturePublisher builds the publisher.
-func NewCapturePublisher(out Producer, topic string) *CapturePublisher {
-	return &CapturePublisher{out: out, topic: topic}
+// NewCapturePublisher builds the publisher; a request waits at most timeout for Kafka.
+func NewCapturePublisher(out AsyncProducer, topic string, timeout time.Duration) *CapturePublisher {
+	return &CapturePublisher{out: out, topic: topic, timeout: timeout}
 }
 
 // Publish implements capture.Publisher.
@@ -30,10 +32,12 @@ func (p *CapturePublisher) Publish(ctx context.Context, events []capture.Capture
 		if err != nil {
 			return fmt.Errorf("capture: encode: %w", err)
 		}
-		recs[i] = &kgo.Record{Topic: p.topic, Key: []byte(ev.Token + ":" + ev.DistinctID), Value: b}
+		recs[i] = &kgo.Record{Topic: p.topic, Key: []byte(ev.Key()), Value: b}
 	}
-	if err := p.out.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("capture: produce: %w", err)
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	if err := produceWithin(ctx, p.out, recs...); err != nil {
+		return fmt.Errorf("capture: produce %d events: %w", len(recs), err)
 	}
 	return nil
 }

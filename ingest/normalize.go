@@ -8,18 +8,29 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/zap"
 
 	"github.com/threadline/threadline/pkg/intercom"
 	"github.com/threadline/threadline/pkg/kafka"
+	"github.com/threadline/threadline/pkg/messages"
+	"github.com/threadline/threadline/pkg/metrics"
 	"github.com/threadline/threadline/pkg/phrasing"
 	"github.com/threadline/threadline/pkg/posthog"
 )
 
-// Producer is the part of a Kafka client ingest needs.
-type Producer interface {
-	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
+// ContactEnricher fills the identity of a conversation event whose notification named its contact
+// only by id. ContactLookup is one; an error means "retry later".
+type ContactEnricher interface {
+	Enrich(ctx context.Context, ev *messages.ConversationEvent) error
 }
+
+// Dead-letter reasons of the normaliser.
+const (
+	reasonDecode       = "decode"        // not a message of any kind: broken JSON, bad encoding
+	reasonUnknownShape = "unknown_shape" // JSON, but no PostHog shape Threadline knows
+	reasonInvalid      = "invalid"       // a known shape whose fields have the wrong types or are missing
+	reasonTooLarge     = "too_large"     // inflates beyond the payload limit
+	reasonEncode       = "encode"        // the output could not be encoded (a bug)
+)
 
 // Normalizer turns the raw topics into the pipeline's messages: PostHog events into readable,
 // redacted product.actions (key: session id), and Intercom notifications into
@@ -27,27 +38,33 @@ type Producer interface {
 // topic with its reason.
 type Normalizer struct {
 	phraser  *phrasing.Phraser
+	boundary boundary
 	intercom intercom.NormalizeConfig
+	contacts ContactEnricher // nil: no lookup
 	out      Producer
 	topics   kafka.Topics
-	log      *zap.Logger
 
-	actions *prometheus.CounterVec
+	events *prometheus.CounterVec
 }
 
-// NewNormalizer builds the normaliser.
-func NewNormalizer(phraser *phrasing.Phraser, ic intercom.NormalizeConfig, out Producer, topics kafka.Topics, log *zap.Logger, reg prometheus.Registerer) *Normalizer {
-	n := &Normalizer{phraser: phraser, intercom: ic, out: out, topics: topics, log: log,
-		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "threadline", Subsystem: "ingest", Name: "events_total",
-			Help: "Decoded events by outcome: action (produced), noise (dropped by the noise rule), ignored.",
-		}, []string{"source", "outcome"}),
+// NewNormalizer builds the normaliser. redactor makes the last check of every message before it
+// is produced (see boundary); contacts may be nil (no contact lookup). Its metric is registered on
+// reg.
+func NewNormalizer(phraser *phrasing.Phraser, redactor Redactor, ic intercom.NormalizeConfig, contacts ContactEnricher, out Producer, topics kafka.Topics, reg prometheus.Registerer) (*Normalizer, error) {
+	events, err := metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "threadline", Subsystem: "ingest", Name: "events_total",
+		Help: "Decoded events by outcome: action (produced), noise (dropped by the noise rule), ignored.",
+	}, []string{"source", "outcome"}))
+	if err != nil {
+		return nil, fmt.Errorf("ingest: register normaliser metrics: %w", err)
 	}
-	reg.MustRegister(n.actions)
-	return n
+	return &Normalizer{phraser: phraser, boundary: boundary{r: redactor}, intercom: ic, contacts: contacts,
+		out: out, topics: topics, events: events}, nil
 }
 
-// Handle processes the records of one partition of a raw topic.
+// Handle processes the records of one partition of a raw topic. Undecodable records are returned
+// as Permanent (the consumer dead-letters them and carries on); a failed contact lookup or produce
+// is transient (retried without committing).
 func (n *Normalizer) Handle(ctx context.Context, recs []*kgo.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -56,7 +73,7 @@ func (n *Normalizer) Handle(ctx context.Context, recs []*kgo.Record) error {
 	for i, rec := range recs {
 		var err error
 		if rec.Topic == n.topics.IntercomRaw {
-			out, err = n.notification(rec, out)
+			out, err = n.notification(ctx, rec, out)
 		} else {
 			out, err = n.productEvents(rec, out)
 		}
@@ -73,50 +90,66 @@ func (n *Normalizer) Handle(ctx context.Context, recs []*kgo.Record) error {
 func (n *Normalizer) productEvents(rec *kgo.Record, out []*kgo.Record) ([]*kgo.Record, error) {
 	events, err := posthog.Decode(rec.Value, rec.Timestamp)
 	if err != nil {
-		reason := "decode"
-		if errors.Is(err, posthog.ErrUnknownShape) {
-			reason = "unknown_shape"
-		}
-		return out, kafka.Permanent(reason, err)
+		return out, kafka.Permanent(decodeReason(err), err)
 	}
 	for _, ev := range events {
 		pa, keep := n.phraser.Action(ev)
 		if !keep {
-			n.actions.WithLabelValues("posthog", "noise").Inc()
+			n.events.WithLabelValues("posthog", "noise").Inc()
 			continue
 		}
+		n.boundary.productAction(&pa)
 		if pa.Action.SessionID == "" {
 			// Server-side events have no browser session; the user is their own session.
 			pa.Action.SessionID = "user:" + pa.Identity.DistinctID
 		}
 		b, err := json.Marshal(pa)
 		if err != nil {
-			return out, kafka.Permanent("encode", err)
+			return out, kafka.Permanent(reasonEncode, err)
 		}
-		n.actions.WithLabelValues("posthog", "action").Inc()
+		n.events.WithLabelValues("posthog", "action").Inc()
 		out = append(out, &kgo.Record{Topic: n.topics.ProductActions, Key: []byte(pa.Action.SessionID), Value: b})
 	}
 	return out, nil
 }
 
-func (n *Normalizer) notification(rec *kgo.Record, out []*kgo.Record) ([]*kgo.Record, error) {
+// decodeReason names why posthog.Decode refused a message.
+func decodeReason(err error) string {
+	switch {
+	case errors.Is(err, posthog.ErrUnknownShape):
+		return reasonUnknownShape
+	case errors.Is(err, posthog.ErrInvalidEvent):
+		return reasonInvalid
+	case errors.Is(err, posthog.ErrTooLarge):
+		return reasonTooLarge
+	}
+	return reasonDecode
+}
+
+func (n *Normalizer) notification(ctx context.Context, rec *kgo.Record, out []*kgo.Record) ([]*kgo.Record, error) {
 	note, err := intercom.ParseNotification(rec.Value)
 	if err != nil {
-		return out, kafka.Permanent("decode", err)
+		return out, kafka.Permanent(reasonDecode, err)
 	}
 	ev, ok, err := intercom.Normalize(note, n.intercom)
 	if err != nil {
-		return out, kafka.Permanent("invalid", err)
+		return out, kafka.Permanent(reasonInvalid, err)
 	}
 	if !ok {
-		n.actions.WithLabelValues("intercom", "ignored").Inc()
+		n.events.WithLabelValues("intercom", "ignored").Inc()
 		return out, nil
 	}
+	if n.contacts != nil {
+		if err := n.contacts.Enrich(ctx, &ev); err != nil {
+			return out, fmt.Errorf("ingest: look up the contact of %s: %w", ev.EventID, err)
+		}
+	}
+	n.boundary.conversationEvent(&ev)
 	b, err := json.Marshal(ev)
 	if err != nil {
-		return out, kafka.Permanent("encode", err)
+		return out, kafka.Permanent(reasonEncode, err)
 	}
-	n.actions.WithLabelValues("intercom", "event").Inc()
+	n.events.WithLabelValues("intercom", "event").Inc()
 	key := ev.ConversationID
 	if key == "" { // a contact merge concerns a contact, not one conversation
 		key = "contact:" + ev.ContactID
