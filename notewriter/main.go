@@ -72,7 +72,11 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer deps.Close()
-	client := intercom.NewClient(ic, &http.Client{}, deps.Log)
+	apiMetrics, err := intercom.NewMetrics(deps.Admin.Registry)
+	if err != nil {
+		return err
+	}
+	client := intercom.NewClient(ic, &http.Client{}, deps.Log, intercom.WithMetrics(apiMetrics))
 	api := NewIntercomNotes(client, ic.AdminID)
 	writer, err := notes.New(deps.Redis, api, NewNotesSink(deps.Producer, t), notesCfg, deps.Log, deps.Admin.Registry)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	notesPosted        *prometheus.CounterVec // kind
 	actionsPerNote     prometheus.Histogram   // lines in each actions note
+	actionLatency      prometheus.Histogram   // event time → note stored, per line
 	calls              *prometheus.CounterVec // op, outcome
 	redactions         *prometheus.CounterVec // outcome
 	breakerState       *prometheus.GaugeVec   // workspace
@@ -32,6 +33,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name:    "threadline_notes_actions_per_note",
 			Help:    "Actions coalesced into each actions note.",
 			Buckets: []float64{1, 2, 3, 5, 8, 13, 20, 30, 50, 100},
+		}),
+		actionLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "threadline_notes_action_latency_seconds",
+			Help:    "End-to-end latency of each action: from its event time to its note stored in Intercom.",
+			Buckets: []float64{0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300},
 		}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "threadline_notes_intercom_calls_total", Help: "Intercom calls, by operation and outcome.",
@@ -65,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"reason"}),
 	}
 	m.collectors = []prometheus.Collector{
-		m.notesPosted, m.actionsPerNote, m.calls, m.redactions, m.breakerState, m.rateWaits,
+		m.notesPosted, m.actionsPerNote, m.actionLatency, m.calls, m.redactions, m.breakerState, m.rateWaits,
 		m.rateWaitSeconds, m.unknownResolutions, m.duplicatesDropped, m.actionsAccepted, m.deadLettered,
 		m.flushErrors,
 	}

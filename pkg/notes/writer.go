@@ -457,6 +457,9 @@ func (w *Writer) settle(ctx context.Context, k convKeys, token string, f *inflig
 		*f = posted
 		w.m.notesPosted.WithLabelValues(messages.NoteActions).Inc()
 		w.m.actionsPerNote.Observe(float64(len(f.Lines)))
+		for _, l := range f.Lines {
+			w.m.actionLatency.Observe(posted.WrittenAt.Sub(l.Action.EventTime).Seconds())
+		}
 	}
 	if err := w.renew(ctx, k.lease, token); err != nil { // a replica that lost the lease publishes nothing
 		return notSent(err)
