@@ -22,8 +22,12 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# The package Benchmark* functions (short -benchtime), then the pipeline benchmark: the four binaries
+# as processes under load beside their limits. Prints the table and writes bench/RESULTS.md;
+# BENCHFLAGS passes bench.* flags (go run ./bench/cmd/pipelinebench -h lists them).
+BENCHFLAGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+	$(GO) run ./bench/cmd/pipelinebench $(BENCHFLAGS)
 
 FUZZTIME ?= 20s
 fuzz:

@@ -16,8 +16,18 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-//go:embed *.schema.json examples
+// embedded holds the message schemas and their examples. Every message schema is named after its
+// default topic, which has a dot in its name, so the patterns leave out the trigger rules' schema
+// and examples (embedded below): they describe a configuration file, not a message.
+//
+//go:embed *.*.schema.json common.schema.json examples/*.*
 var embedded embed.FS
+
+//go:embed triggers.schema.json
+var triggersSchema []byte
+
+//go:embed examples/triggers
+var triggerExamples embed.FS
 
 // Names of the message schemas. Each is the default name of the topic whose values it describes; the
 // schema is in <name>.schema.json and its examples in examples/<name>/.
@@ -37,9 +47,15 @@ const BaseURI = "https://github.com/threadline/threadline/schemas/"
 // CommonFile holds the definitions that several message schemas share. It describes no message itself.
 const CommonFile = "common.schema.json"
 
+// TriggersFile is the JSON Schema of the proactive trigger rules: the YAML file named by
+// THREADLINE_TRIGGERS_FILE. It is not a message schema and is not in Names, FS or NewValidator.
+const TriggersFile = "triggers.schema.json"
+
 const (
-	schemaSuffix = ".schema.json"
-	examplesDir  = "examples"
+	schemaSuffix         = ".schema.json"
+	examplesDir          = "examples"
+	triggerExamplesDir   = "examples/triggers"
+	triggerExampleSuffix = ".yaml"
 )
 
 var (
@@ -93,6 +109,29 @@ func Examples(name string) ([]Example, error) {
 		data, err := fs.ReadFile(embedded, path.Join(dir, e.Name()))
 		if err != nil {
 			return nil, fmt.Errorf("examples of %q: %w", name, err)
+		}
+		examples = append(examples, Example{Name: e.Name(), Data: data})
+	}
+	return examples, nil
+}
+
+// TriggersSchema returns the JSON Schema (draft 2020-12) of the trigger rules file, TriggersFile.
+func TriggersSchema() []byte { return bytes.Clone(triggersSchema) }
+
+// TriggersExamples returns the example rule files (examples/triggers/*.yaml), sorted by file name.
+func TriggersExamples() ([]Example, error) {
+	entries, err := fs.ReadDir(triggerExamples, triggerExamplesDir) // sorted by file name
+	if err != nil {
+		return nil, fmt.Errorf("trigger examples: %w", err)
+	}
+	var examples []Example
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), triggerExampleSuffix) {
+			continue
+		}
+		data, err := fs.ReadFile(triggerExamples, path.Join(triggerExamplesDir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("trigger examples: %w", err)
 		}
 		examples = append(examples, Example{Name: e.Name(), Data: data})
 	}
