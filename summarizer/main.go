@@ -54,5 +54,5 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return service.Run(ctx, deps.Admin.Run, consumer.Run)
+	return service.Run(ctx, deps.Admin.Run, consumer.Run, s.Run)
 }

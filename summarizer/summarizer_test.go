@@ -246,3 +246,66 @@ func TestRebuildAfterLosingRedisRepeatsTheSameSummaries(t *testing.T) {
 		t.Errorf("second summary of c1 replaces %v, want [p4 p5 sp1]", first[2].ReplacesParts)
 	}
 }
+
+func TestIdleConversationIsSummarizedBelowTheThreshold(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	p := &recordingProducer{}
+	clock := t0
+	s := NewSummarizer(Config{Threshold: 20, IdleAfter: time.Minute, IdleMinActions: 3, StateTTL: time.Hour}, rdb,
+		summary.NewNarrative(), p, "conversation.summaries", zap.NewNop(), prometheus.NewRegistry())
+	s.now = func() time.Time { return clock }
+	ctx := context.Background()
+	if err := s.Handle(ctx, note(t, "busy", "p1", 1, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Handle(ctx, note(t, "short", "q1", 1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(30 * time.Second)
+	if err := s.SummarizeIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.summaries(t); len(got) != 0 {
+		t.Fatalf("summarized before the session went quiet: %+v", got)
+	}
+	clock = clock.Add(time.Minute)
+	if err := s.SummarizeIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := p.summaries(t)
+	if len(got) != 1 || got[0].SummaryID != "sum_busy_4" || fmt.Sprint(got[0].ReplacesParts) != "[p1]" {
+		t.Fatalf("idle summaries = %+v, want one of busy's four lines (short has too few)", got)
+	}
+	// Nothing new: a later tick makes no second summary.
+	clock = clock.Add(time.Hour)
+	if err := s.SummarizeIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(p.summaries(t)); n != 1 {
+		t.Fatalf("summaries after another tick = %d", n)
+	}
+}
+
+// A summary the idle trigger made is adopted when its note comes by on notes.written, so a replay
+// of notes.written into empty state goes on exactly as the original run did.
+func TestReplayAdoptsAnIdleSummaryAndGoesOnFromIt(t *testing.T) {
+	s, p := newSummarizer(t, 5)
+	ctx := context.Background()
+	summaryNote := messages.NoteWritten{Version: messages.Version, ConversationID: "c1", PartID: "sp1", Ref: "r",
+		Kind: messages.NoteSummary, SummaryID: "sum_c1_3", WrittenAt: t0}
+	b, _ := json.Marshal(summaryNote)
+	// As notes.written holds them: lines 1-3, the idle summary of 1-3, lines 4-8.
+	for _, rec := range []*kgo.Record{note(t, "c1", "p1", 1, 3), {Value: b}, note(t, "c1", "p2", 4, 8)} {
+		if err := s.Handle(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := p.summaries(t)
+	if len(got) != 1 {
+		t.Fatalf("summaries = %d, want 1 (the threshold after the adopted range)", len(got))
+	}
+	if got[0].SummaryID != "sum_c1_8" || got[0].FromSeq != 1 || got[0].ActionCount != 8 ||
+		fmt.Sprint(got[0].ReplacesParts) != "[p2 sp1]" {
+		t.Fatalf("summary after adoption = %+v", got[0])
+	}
+}
