@@ -1,0 +1,395 @@
+package triggers
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/threadline/threadline/pkg/messages"
+	"github.com/threadline/threadline/pkg/redact"
+)
+
+// Keys shared by all sessions and users. They carry no hash tag: each is one key on one node.
+const (
+	// dueKey is the schedule of pending dwell rules: member ["session","pageview","rule"], score
+	// the due time in event-time ms.
+	dueKey = "tl:trg:due"
+	// unconfirmedKey lists emitted events not yet confirmed: member the marker key, score the
+	// lease's end in wall-clock ms.
+	unconfirmedKey = "tl:trg:unconfirmed"
+)
+
+// pageTTLMargin keeps a session's page state this long past its longest dwell and grace.
+const pageTTLMargin = time.Hour
+
+func sessionKey(session string) string { return "tl:trg:{s:" + session + "}:pg" }
+
+func markerKey(user, rule, actionID string) string {
+	return "tl:trg:{u:" + user + "}:m:" + rule + ":" + actionID
+}
+
+func limiterKey(user, rule string) string { return "tl:trg:{u:" + user + "}:l:" + rule }
+
+// User is who did an action, as Intercom knows them: what the linker learnt from the
+// conversation it linked, or from the action's identity. All identifiers empty means anonymous:
+// the engine skips (and counts) such users and never guesses one.
+type User struct {
+	UserID         string // the product's user id, which is the Intercom contact's external_id
+	IntercomUserID string // the Intercom contact id (required by Intercom for leads)
+	EmailHash      string // "h:" + hex sha256 of the email, to be resolved to a contact by the poster
+	WorkspaceID    string // the Intercom workspace, when Threadline serves several
+}
+
+// UserFromIdentity takes the identifiers an action itself carries. Ids that hold an '@' are
+// left out: they would be personal data, and ingest hashes them.
+func UserFromIdentity(id messages.Identity) User {
+	return User{UserID: cleanID(id.UserID), IntercomUserID: cleanID(id.IntercomUserID), EmailHash: id.EmailHash}
+}
+
+// Anonymous reports whether the user has no identifier Intercom could know them by.
+func (u User) Anonymous() bool { return u.key() == "" }
+
+func (u User) key() string { return userKey(cleanID(u.UserID), cleanID(u.IntercomUserID), u.EmailHash) }
+
+// userKey names a user in Redis keys by their strongest identifier.
+func userKey(userID, contactID, emailHash string) string {
+	switch {
+	case userID != "":
+		return "x:" + userID
+	case contactID != "":
+		return "c:" + contactID
+	case emailHash != "":
+		return "e:" + emailHash
+	}
+	return ""
+}
+
+func eventUserKey(ev *messages.IntercomEvent) string {
+	return userKey(ev.UserID, ev.IntercomUserID, ev.EmailHash)
+}
+
+// EventKey is the record key of an event on intercom.events: the identifier it names, user_id
+// first, then intercom_user_id, then email_hash.
+func EventKey(ev *messages.IntercomEvent) string {
+	switch {
+	case ev.UserID != "":
+		return ev.UserID
+	case ev.IntercomUserID != "":
+		return ev.IntercomUserID
+	}
+	return ev.EmailHash
+}
+
+func cleanID(id string) string {
+	if strings.Contains(id, "@") {
+		return ""
+	}
+	return id
+}
+
+// Input is one action to evaluate and who did it.
+type Input struct {
+	Action messages.ProductAction
+	User   User
+}
+
+// Engine evaluates trigger rules on product actions and follows pages for dwell rules, with
+// its state in Redis so that any number of replicas share it. It is safe for concurrent use.
+//
+// Delivery: Evaluate, EvaluateBatch and Tick return each event once; the caller produces it and
+// then calls Confirm. An event not confirmed within the claim lease (the produce failed, or the
+// process died) is returned again by a later Tick, on any replica.
+type Engine struct {
+	rules      []compiledRule
+	candidates map[string][]int // PostHog event name → rules that may match it, in file order
+	anyEvent   []int            // rules with no event condition, in file order
+	byName     map[string]int
+	hasDwell   bool
+	pageTTL    time.Duration
+	cluster    bool // Redis Cluster: each script call keeps to one hash tag
+
+	cfg     Config
+	rdb     redis.UniversalClient
+	log     *zap.Logger
+	clock   func() time.Time
+	metrics *metrics
+	scripts scripts
+
+	newest atomic.Int64 // newest action event time seen, Unix ms
+}
+
+type compiledRule struct {
+	Rule
+	everyMs  int64
+	counters ruleCounters
+}
+
+// Option adjusts an Engine.
+type Option func(*Engine)
+
+// WithConfig sets the engine's timings and limits (its zero fields take the defaults; File is
+// not read).
+func WithConfig(cfg Config) Option { return func(e *Engine) { e.cfg = cfg.withDefaults() } }
+
+// WithClock sets the wall clock that times claim leases (time.Now by default).
+func WithClock(now func() time.Time) Option { return func(e *Engine) { e.clock = now } }
+
+// NewEngine builds an engine for rules on Redis. Metrics go to reg (nil: none).
+func NewEngine(rules *Rules, rdb redis.UniversalClient, log *zap.Logger, reg prometheus.Registerer, opts ...Option) *Engine {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if rules == nil {
+		rules = &Rules{}
+	}
+	e := &Engine{
+		candidates: map[string][]int{},
+		byName:     map[string]int{},
+		cfg:        DefaultConfig(),
+		rdb:        rdb,
+		log:        log,
+		clock:      time.Now,
+		metrics:    newMetrics(reg, log),
+		scripts:    newScripts(),
+	}
+	for _, opt := range opts {
+		opt(e)
+	}
+	_, e.cluster = rdb.(*redis.ClusterClient)
+	var maxDwell time.Duration
+	for i, r := range rules.Triggers {
+		e.rules = append(e.rules, compiledRule{Rule: r, everyMs: r.Every.Milliseconds(), counters: e.metrics.forRule(r.Name)})
+		e.byName[r.Name] = i
+		if len(r.When.Events) == 0 {
+			e.anyEvent = append(e.anyEvent, i)
+		}
+		maxDwell = max(maxDwell, r.Dwell)
+	}
+	// Each event name gets its own rules merged, in file order, with those of any event.
+	for _, r := range rules.Triggers {
+		for _, ev := range r.When.Events {
+			if _, done := e.candidates[ev]; done {
+				continue
+			}
+			var list []int
+			for j, other := range rules.Triggers {
+				if len(other.When.Events) == 0 || slices.Contains(other.When.Events, ev) {
+					list = append(list, j)
+				}
+			}
+			e.candidates[ev] = list
+		}
+	}
+	e.hasDwell = maxDwell > 0
+	e.pageTTL = maxDwell + e.cfg.DwellGrace + pageTTLMargin
+	return e
+}
+
+// NewestEventTime is the newest event time of the actions evaluated so far (zero before any):
+// a clock for Tick that follows the stream, for replays and catching up.
+func (e *Engine) NewestEventTime() time.Time {
+	ms := e.newest.Load()
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// Evaluate evaluates one product action of a user; see EvaluateBatch.
+func (e *Engine) Evaluate(ctx context.Context, pa messages.ProductAction, user User) ([]messages.IntercomEvent, error) {
+	return e.EvaluateBatch(ctx, []Input{{Action: pa, User: user}})
+}
+
+// EvaluateBatch evaluates actions (in the order of their partition) and returns the data events
+// to emit, in input order. A rule emits at most once per action ever (a replay or a retry emits
+// nothing again); with every, at most once per user in that period of event time, across
+// replicas. Dwell rules emit nothing here: their pageview starts a wait that Tick decides.
+// Anonymous users emit nothing and are counted. Every Redis step of the batch is pipelined: at
+// most three round trips, none when nothing matches and no rule has a dwell.
+//
+// On error nothing is lost: events already claimed are returned again by Tick after the lease.
+func (e *Engine) EvaluateBatch(ctx context.Context, inputs []Input) ([]messages.IntercomEvent, error) {
+	e.metrics.actions.Add(float64(len(inputs)))
+	var b batch
+	var starts []pageStart
+	var newest int64
+	for i := range inputs {
+		pa := &inputs[i].Action
+		ms, valid := eventMillis(pa)
+		newest = max(newest, ms)
+		starts = starts[:0]
+		for _, ri := range e.candidatesFor(pa.Action.Event) {
+			r := &e.rules[ri]
+			if !r.When.Matches(pa) {
+				continue
+			}
+			r.counters.matched.Inc()
+			user := inputs[i].User
+			if !valid || (r.Dwell > 0 && pa.Action.SessionID == "") {
+				r.counters.skipped[skipInvalid].Inc()
+				continue
+			}
+			if user.Anonymous() {
+				r.counters.skipped[skipAnonymous].Inc()
+				continue
+			}
+			ev := e.event(r, pa, user)
+			if r.Dwell > 0 {
+				starts = append(starts, pageStart{rule: r.Name, due: ms + r.Dwell.Milliseconds(), event: ev})
+				continue
+			}
+			b.claims = append(b.claims, newClaim(r, ev, ms, i))
+		}
+		if e.hasDwell && valid && isPageEvent(pa.Action.Kind) && pa.Action.SessionID != "" {
+			b.pageEvent(pa.Action.SessionID, pageEvent{id: pa.Action.ActionID, ms: ms, kind: pa.Action.Kind, starts: slices.Clone(starts)})
+		}
+	}
+	e.sawEventTime(newest)
+	if len(b.claims) == 0 && len(b.order) == 0 {
+		return nil, nil
+	}
+	return e.run(ctx, &b)
+}
+
+// sawEventTime raises the newest event time seen to ms.
+func (e *Engine) sawEventTime(ms int64) {
+	for {
+		cur := e.newest.Load()
+		if ms <= cur || e.newest.CompareAndSwap(cur, ms) {
+			return
+		}
+	}
+}
+
+// Tick decides the dwell rules whose threshold passed by now, less the dwell grace: each fires
+// when the user was still on the page at its threshold (no later pageview or pageleave seen, or
+// the first one came after it), in event time. It then emits again the events left unconfirmed
+// past their lease. Pass the wall clock when the consumer is caught up, so a dwell fires within
+// the grace of its threshold while the user is still there; pass NewestEventTime (or the
+// consumer's own event-time watermark) while it replays or catches up, so a page whose end is
+// still in the backlog is not taken for one the user never left. Call it every second or so, on
+// any number of replicas: each event is returned by one of them.
+//
+// On error nothing is lost: what was claimed is returned again after the lease.
+func (e *Engine) Tick(ctx context.Context, now time.Time) ([]messages.IntercomEvent, error) {
+	wall := e.clock()
+	cutoff := now.Add(-e.cfg.DwellGrace).UnixMilli()
+	rt := e.newRoundTrip()
+	var due *redis.StringSliceCmd
+	if e.hasDwell {
+		due = rt.pipe.ZRangeByScore(ctx, dueKey, &redis.ZRangeBy{
+			Min: "-inf", Max: strconv.FormatInt(cutoff, 10), Count: int64(e.cfg.TickBatch),
+		})
+	}
+	unconfirmed := rt.pipe.ZRangeByScore(ctx, unconfirmedKey, &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(wall.UnixMilli(), 10), Count: int64(e.cfg.TickBatch),
+	})
+	if err := e.exec(ctx, rt, "due"); err != nil {
+		return nil, err
+	}
+	var out []messages.IntercomEvent
+	if due != nil && len(due.Val()) > 0 {
+		fired, err := e.tickDwell(ctx, cutoff, due.Val())
+		if err != nil {
+			return nil, err
+		}
+		out = fired
+	}
+	if len(unconfirmed.Val()) > 0 {
+		again, err := e.redeliver(ctx, wall, unconfirmed.Val())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, again...)
+	}
+	return out, nil
+}
+
+func (e *Engine) candidatesFor(event string) []int {
+	if list, ok := e.candidates[event]; ok {
+		return list
+	}
+	return e.anyEvent
+}
+
+// eventMillis is the action's event time in Unix ms, and whether the action can trigger at all:
+// it needs an id, an event time Intercom accepts, and ids without control characters (the
+// page state's encoding separates fields with them).
+func eventMillis(pa *messages.ProductAction) (int64, bool) {
+	t := pa.Action.EventTime
+	if pa.Action.ActionID == "" || t.IsZero() || t.Unix() < 0 ||
+		strings.ContainsFunc(pa.Action.ActionID, isControl) || strings.ContainsFunc(pa.Action.SessionID, isControl) {
+		return 0, false
+	}
+	return t.UnixMilli(), true
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+func isPageEvent(kind string) bool {
+	return kind == messages.KindPageview || kind == messages.KindPageleave
+}
+
+// event builds the data event a rule emits for an action.
+func (e *Engine) event(r *compiledRule, pa *messages.ProductAction, u User) messages.IntercomEvent {
+	return messages.IntercomEvent{
+		Version:        messages.Version,
+		EventName:      r.Name,
+		CreatedAt:      pa.Action.EventTime.Unix(),
+		UserID:         cleanID(u.UserID),
+		IntercomUserID: cleanID(u.IntercomUserID),
+		EmailHash:      u.EmailHash,
+		WorkspaceID:    u.WorkspaceID,
+		Metadata:       e.metadata(r, pa),
+		Rule:           r.Name,
+		ActionID:       pa.Action.ActionID,
+	}
+}
+
+// metadata copies the rule's properties from the action: string values cut to
+// MaxMetadataValue characters, any value holding personal data left out (properties are
+// redacted in ingest; this is the second line). nil when nothing is left.
+func (e *Engine) metadata(r *compiledRule, pa *messages.ProductAction) map[string]any {
+	var md map[string]any
+	for _, f := range r.Metadata {
+		v, ok := pa.Properties[f.Property]
+		if !ok {
+			r.counters.missingKey.Inc()
+			continue
+		}
+		if found := redact.Find(v); len(found) > 0 {
+			r.counters.personalData.Inc()
+			e.log.Warn("triggers: metadata value holds personal data; left out",
+				zap.String("rule", r.Name), zap.String("key", f.Key), zap.String("kind", found[0].Kind),
+				zap.String("action_id", pa.Action.ActionID))
+			continue
+		}
+		if md == nil {
+			md = make(map[string]any, len(r.Metadata))
+		}
+		md[f.Key] = cutRunes(v, MaxMetadataValue)
+	}
+	return md
+}
+
+// cutRunes keeps the first n characters of s.
+func cutRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := 0
+	for pos := range s {
+		if i == n {
+			return s[:pos]
+		}
+		i++
+	}
+	return s
+}
