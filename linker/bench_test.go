@@ -65,7 +65,7 @@ func BenchmarkLinkedActions(b *testing.B) {
 	topics := kafka.DefaultTopics()
 	store := linkstore.New(rdb, linkstore.DefaultConfig(), zap.NewNop(), prometheus.NewRegistry(), time.Now)
 	out := &discardProducer{}
-	l := NewLinker(store, out, topics)
+	l := NewLinker(store, nil, out, topics)
 
 	start := time.Now().UTC()
 	batches := make([]*benchBatch, partitions)

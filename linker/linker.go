@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/threadline/threadline/pkg/kafka"
 	"github.com/threadline/threadline/pkg/linkstore"
 	"github.com/threadline/threadline/pkg/messages"
+	"github.com/threadline/threadline/pkg/triggers"
 )
 
 // Producer is the part of a Kafka client the linker needs.
@@ -26,6 +29,16 @@ type Store interface {
 
 var _ Store = (*linkstore.Store)(nil)
 
+// Triggers decides which product actions become Intercom data events (nil: triggers are off).
+type Triggers interface {
+	EvaluateBatch(ctx context.Context, in []triggers.Input) ([]messages.IntercomEvent, error)
+	Tick(ctx context.Context, now time.Time) ([]messages.IntercomEvent, error)
+	Confirm(ctx context.Context, evs []messages.IntercomEvent) error
+	NewestEventTime() time.Time
+}
+
+var _ Triggers = (*triggers.Engine)(nil)
+
 // Linker joins product.actions with conversation.events and writes conversation.actions.
 //
 // Delivery: a poll batch is routed through Redis (one pipelined round of scripts), its output
@@ -39,16 +52,21 @@ var _ Store = (*linkstore.Store)(nil)
 // holds it shared, so within one linker process a live action never overtakes the flush. (Across
 // replicas the two topics' partitions may live in different processes; then a live action can
 // precede the flush by the few milliseconds of its produce.)
+//
+// With trigger rules, every routed batch is also evaluated for Intercom data events, which go to
+// intercom.events (key: user) before the batch is marked; an event is confirmed once produced, and
+// the engine sends an unconfirmed one again after a crash.
 type Linker struct {
 	store     Store
+	triggers  Triggers
 	out       Producer
 	topics    kafka.Topics
 	linkOrder sync.RWMutex
 }
 
-// NewLinker builds the linker.
-func NewLinker(store Store, out Producer, topics kafka.Topics) *Linker {
-	return &Linker{store: store, out: out, topics: topics}
+// NewLinker builds the linker; trig may be nil.
+func NewLinker(store Store, trig Triggers, out Producer, topics kafka.Topics) *Linker {
+	return &Linker{store: store, triggers: trig, out: out, topics: topics}
 }
 
 // Handle processes the records of one partition of product.actions or conversation.events.
@@ -81,6 +99,24 @@ func (l *Linker) route(ctx context.Context, actions []messages.ProductAction) er
 	if len(actions) == 0 {
 		return nil
 	}
+	if err := l.routeInOrder(ctx, actions); err != nil {
+		return err
+	}
+	if l.triggers == nil {
+		return nil
+	}
+	in := make([]triggers.Input, len(actions))
+	for i, pa := range actions {
+		in[i] = triggers.Input{Action: pa, User: triggers.UserFromIdentity(pa.Identity)}
+	}
+	evs, err := l.triggers.EvaluateBatch(ctx, in)
+	if err != nil {
+		return fmt.Errorf("linker: triggers: %w", err)
+	}
+	return l.emit(ctx, evs)
+}
+
+func (l *Linker) routeInOrder(ctx context.Context, actions []messages.ProductAction) error {
 	l.linkOrder.RLock()
 	defer l.linkOrder.RUnlock()
 	out, err := l.store.RouteBatch(ctx, actions)
@@ -88,6 +124,55 @@ func (l *Linker) route(ctx context.Context, actions []messages.ProductAction) er
 		return fmt.Errorf("linker: route: %w", err)
 	}
 	return l.produce(ctx, out)
+}
+
+// emit produces data events to intercom.events and confirms them.
+func (l *Linker) emit(ctx context.Context, evs []messages.IntercomEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	recs := make([]*kgo.Record, len(evs))
+	for i := range evs {
+		b, err := json.Marshal(evs[i])
+		if err != nil {
+			return fmt.Errorf("linker: encode data event: %w", err)
+		}
+		recs[i] = &kgo.Record{Topic: l.topics.IntercomEvents, Key: []byte(triggers.EventKey(&evs[i])), Value: b}
+	}
+	if err := l.out.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("linker: produce data events: %w", err)
+	}
+	return l.triggers.Confirm(ctx, evs)
+}
+
+// RunTriggers fires the rules that wait for time to pass (dwell on a page) about once a second, in
+// wall-clock time once the consumer has caught up and in the newest event time before that, so a
+// replay decides as the live run did.
+func (l *Linker) RunTriggers(ctx context.Context, caughtUp func() bool, log *zap.Logger) error {
+	if l.triggers == nil {
+		<-ctx.Done()
+		return nil
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		now := time.Now()
+		if !caughtUp() {
+			now = l.triggers.NewestEventTime()
+		}
+		evs, err := l.triggers.Tick(ctx, now)
+		if err == nil {
+			err = l.emit(ctx, evs)
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Warn("trigger tick failed; the next tick tries again", zap.Error(err))
+		}
+	}
 }
 
 func (l *Linker) handleEvents(ctx context.Context, recs []*kgo.Record) error {

@@ -12,8 +12,11 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/threadline/threadline/pkg/linkstore"
 	"github.com/threadline/threadline/pkg/service"
+	"github.com/threadline/threadline/pkg/triggers"
 )
 
 func main() {
@@ -28,25 +31,38 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	var (
-		base  service.Base
-		links linkstore.Config
+		base    service.Base
+		links   linkstore.Config
+		trigCfg = triggers.DefaultConfig()
 	)
 	fs := flag.NewFlagSet("linker", flag.ContinueOnError)
 	base.RegisterFlags(fs, "127.0.0.1:9102", "threadline-linker")
 	links.RegisterFlags(fs)
-	if err := service.Parse(fs, args, os.Stdout, &base, &links); err != nil {
+	trigCfg.RegisterFlags(fs)
+	if err := service.Parse(fs, args, os.Stdout, &base, &links, &trigCfg); err != nil {
 		return err
 	}
 	t := base.Topics
-	deps, err := base.Open(ctx, "linker", t.ProductActions, t.ConversationEvents, t.ConversationActions)
+	deps, err := base.Open(ctx, "linker", t.ProductActions, t.ConversationEvents, t.ConversationActions, t.IntercomEvents)
 	if err != nil {
 		return err
 	}
 	defer deps.Close()
 	store := linkstore.New(deps.Redis, links, deps.Log, deps.Admin.Registry, time.Now)
-	consumer, err := base.Consume(deps, "linker", []string{t.ProductActions, t.ConversationEvents}, NewLinker(store, deps.Producer, t))
+	var trig Triggers
+	if trigCfg.Enabled() {
+		rules, err := triggers.Load(trigCfg.File)
+		if err != nil {
+			return err
+		}
+		trig = triggers.NewEngine(rules, deps.Redis, deps.Log, deps.Admin.Registry, triggers.WithConfig(trigCfg))
+		deps.Log.Info("trigger rules loaded", zap.String("file", trigCfg.File), zap.Strings("rules", rules.Names()))
+	}
+	l := NewLinker(store, trig, deps.Producer, t)
+	consumer, err := base.Consume(deps, "linker", []string{t.ProductActions, t.ConversationEvents}, l)
 	if err != nil {
 		return err
 	}
-	return service.Run(ctx, deps.Admin.Run, consumer.Run)
+	runTriggers := func(ctx context.Context) error { return l.RunTriggers(ctx, consumer.Ready, deps.Log) }
+	return service.Run(ctx, deps.Admin.Run, consumer.Run, runTriggers)
 }

@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	t := base.Topics
-	deps, err := base.Open(ctx, "notewriter", t.ConversationActions, t.ConversationSummaries, t.NotesWritten)
+	deps, err := base.Open(ctx, "notewriter", t.ConversationActions, t.ConversationSummaries, t.NotesWritten, t.IntercomEvents)
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string) error {
 		if err := restorer.RestoreIfNeeded(ctx, replay); err != nil {
 			return err
 		}
-		consumer, err := base.Consume(deps, "notewriter", []string{t.ConversationActions, t.ConversationSummaries}, NewHandler(writer, t))
+		consumer, err := base.Consume(deps, "notewriter", []string{t.ConversationActions, t.ConversationSummaries, t.IntercomEvents}, NewHandler(writer, api, t))
 		if err != nil {
 			return err
 		}

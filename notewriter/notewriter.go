@@ -19,21 +19,36 @@ import (
 type Writer interface {
 	Enqueue(ctx context.Context, ca messages.ConversationActions) error
 	ExecuteSummary(ctx context.Context, s messages.ConversationSummary) error
+	PostEvent(ctx context.Context, ev messages.IntercomEvent, post func(context.Context) error) (string, error)
+}
+
+// EventPoster posts an Intercom data event.
+type EventPoster interface {
+	CreateEvent(ctx context.Context, ev messages.IntercomEvent) error
 }
 
 // Handler hands conversation.actions to the note writer's queue and conversation.summaries to
 // its summary executor; an offset is marked once the writer holds the work durably in Redis.
 type Handler struct {
 	w      Writer
+	events EventPoster
 	topics kafka.Topics
 }
 
-// NewHandler builds the handler.
-func NewHandler(w Writer, topics kafka.Topics) kafka.Handler {
-	return kafka.PerRecord((&Handler{w: w, topics: topics}).handle)
+// NewHandler builds the handler; intercom.events are posted through events.
+func NewHandler(w Writer, events EventPoster, topics kafka.Topics) kafka.Handler {
+	return kafka.PerRecord((&Handler{w: w, events: events, topics: topics}).handle)
 }
 
 func (h *Handler) handle(ctx context.Context, rec *kgo.Record) error {
+	if rec.Topic == h.topics.IntercomEvents {
+		var ev messages.IntercomEvent
+		if err := messages.Decode(rec.Value, &ev); err != nil {
+			return kafka.Permanent("decode", err)
+		}
+		_, err := h.w.PostEvent(ctx, ev, func(ctx context.Context) error { return h.events.CreateEvent(ctx, ev) })
+		return classify(err)
+	}
 	if rec.Topic == h.topics.ConversationSummaries {
 		var s messages.ConversationSummary
 		if err := messages.Decode(rec.Value, &s); err != nil {
@@ -167,6 +182,20 @@ func (a *IntercomNotes) FindNote(ctx context.Context, conversationID, ref string
 		return p.ID, true, a.after(ctx, nil)
 	}
 	return "", false, a.after(ctx, nil)
+}
+
+// CreateEvent posts a data event; the user is named by the external id Intercom knows them by.
+func (a *IntercomNotes) CreateEvent(ctx context.Context, ev messages.IntercomEvent) error {
+	user := ev.UserID
+	if user == "" {
+		user = ev.IntercomUserID
+	}
+	return a.after(ctx, a.c.CreateEvent(ctx, intercom.DataEvent{
+		EventName: ev.EventName,
+		CreatedAt: time.Unix(ev.CreatedAt, 0),
+		UserID:    user,
+		Metadata:  ev.Metadata,
+	}))
 }
 
 // Redact redacts one part.

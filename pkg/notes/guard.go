@@ -36,7 +36,18 @@ func newBudget(rdb redis.UniversalClient, ratePerMinute int, window time.Duratio
 }
 
 // wait blocks until the shared budget allows one call.
-func (b *budget) wait(ctx context.Context) error {
+func (b *budget) wait(ctx context.Context) error { return b.waitFor(ctx, b.limit) }
+
+// waitLow blocks until the shared budget allows one call of low priority: the same rate on the
+// same key, but admitted only while at least half the burst is free, so that when the budget is
+// tight notes go first.
+func (b *budget) waitLow(ctx context.Context) error {
+	low := b.limit
+	low.Burst = max(1, low.Burst/2)
+	return b.waitFor(ctx, low)
+}
+
+func (b *budget) waitFor(ctx context.Context, limit redis_rate.Limit) error {
 	for {
 		left, err := b.rdb.PTTL(ctx, pauseKey).Result()
 		if err != nil {
@@ -48,7 +59,7 @@ func (b *budget) wait(ctx context.Context) error {
 			}
 			continue
 		}
-		res, err := b.limiter.Allow(ctx, rateKey, b.limit)
+		res, err := b.limiter.Allow(ctx, rateKey, limit)
 		if err != nil {
 			return fmt.Errorf("rate budget: %w", err)
 		}

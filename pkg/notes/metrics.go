@@ -21,6 +21,7 @@ type metrics struct {
 	actionsAccepted    prometheus.Counter     // actions Enqueue stored
 	deadLettered       prometheus.Counter     // actions sent to the dead-letter sink
 	flushErrors        *prometheus.CounterVec // reason
+	events             *prometheus.CounterVec // outcome of data events
 	collectors         []prometheus.Collector // everything above, for registration
 }
 
@@ -34,6 +35,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Actions coalesced into each actions note.",
 			Buckets: []float64{1, 2, 3, 5, 8, 13, 20, 30, 50, 100},
 		}),
+		events: newEventsMetric(),
 		actionLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "threadline_notes_action_latency_seconds",
 			Help:    "End-to-end latency of each action: from its event time to its note stored in Intercom.",
@@ -71,7 +73,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"reason"}),
 	}
 	m.collectors = []prometheus.Collector{
-		m.notesPosted, m.actionsPerNote, m.actionLatency, m.calls, m.redactions, m.breakerState, m.rateWaits,
+		m.notesPosted, m.actionsPerNote, m.actionLatency, m.events, m.calls, m.redactions, m.breakerState, m.rateWaits,
 		m.rateWaitSeconds, m.unknownResolutions, m.duplicatesDropped, m.actionsAccepted, m.deadLettered,
 		m.flushErrors,
 	}

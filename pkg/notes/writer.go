@@ -673,6 +673,11 @@ func (w *Writer) renew(ctx context.Context, lease, token string) error {
 // runs fn through the workspace's circuit breaker with the call timeout. Errors that happen before
 // anything is sent are wrapped so that certainlyNotStored recognises them.
 func (w *Writer) call(ctx context.Context, ws, op string, renew func(context.Context) error, fn func(context.Context) error) error {
+	return w.callWithin(ctx, ws, op, w.budget.wait, renew, fn)
+}
+
+// callWithin is call with the budget wait of the caller's priority.
+func (w *Writer) callWithin(ctx context.Context, ws, op string, wait func(context.Context) error, renew func(context.Context) error, fn func(context.Context) error) error {
 	if err := w.Err(); err != nil {
 		return notSent(err)
 	}
@@ -681,7 +686,7 @@ func (w *Writer) call(ctx context.Context, ws, op string, renew func(context.Con
 		w.m.calls.WithLabelValues(op, "breaker_open").Inc()
 		return notSent(fmt.Errorf("notes: %s: %w", op, ErrBreakerOpen))
 	}
-	if err := w.budget.wait(ctx); err != nil {
+	if err := wait(ctx); err != nil {
 		return notSent(err)
 	}
 	if renew != nil {
