@@ -39,3 +39,13 @@ fuzz:
 
 clean:
 	rm -rf $(BIN) .run
+
+# The reliability suite (e2e/chaos): `make chaos` runs the full chaos run (CI runs a short one with
+# the rest of the tests); `make corpus` sends the bad input corpus through every entry point.
+CHAOS_DURATION ?= 7m
+.PHONY: chaos corpus
+chaos:
+	THREADLINE_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -race -count=1 -timeout 30m -run '^TestChaos$$' -v ./e2e/chaos/
+
+corpus:
+	$(GO) test -race -count=1 -timeout 10m -run '^TestBadInputCorpus$$' -v ./e2e/chaos/

@@ -24,6 +24,7 @@ import (
 	"github.com/threadline/threadline/pkg/fakeintercom"
 	"github.com/threadline/threadline/pkg/stack"
 	"github.com/threadline/threadline/pkg/testkit/redistest"
+	"github.com/threadline/threadline/schemas"
 )
 
 type options struct {
@@ -99,6 +100,10 @@ func run(ctx context.Context, o options) error {
 	go func() { _ = page.Serve(pageLn) }()
 	defer page.Close()
 
+	rules, err := writeTriggerRules(o.dataDir)
+	if err != nil {
+		return err
+	}
 	admins, err := stack.AdminAddrs()
 	if err != nil {
 		return err
@@ -114,6 +119,7 @@ func run(ctx context.Context, o options) error {
 		"THREADLINE_HTTP_ADDR=" + o.ingestAddr,
 		"THREADLINE_SUMMARY_THRESHOLD=" + fmt.Sprint(o.threshold),
 		"THREADLINE_LOG_FORMAT=console",
+		"THREADLINE_TRIGGERS_FILE=" + rules,
 	}, os.Stdout)
 	for _, s := range stack.Services {
 		if _, err := st.Start(s, "THREADLINE_ADMIN_ADDR="+admins[s]); err != nil {
@@ -143,6 +149,24 @@ func run(ctx context.Context, o options) error {
 	<-ctx.Done()
 	fmt.Println("\nstopping…")
 	return nil
+}
+
+// writeTriggerRules puts the example rules that fire on the demo journey in the data directory.
+func writeTriggerRules(dir string) (string, error) {
+	examples, err := schemas.TriggersExamples()
+	if err != nil {
+		return "", err
+	}
+	for _, ex := range examples {
+		if ex.Name == "journey.yaml" {
+			path, err := filepath.Abs(filepath.Join(dir, "triggers.yaml"))
+			if err != nil {
+				return "", err
+			}
+			return path, os.WriteFile(path, ex.Data, 0o644)
+		}
+	}
+	return "", errors.New("devstack: the journey's trigger rules are missing")
 }
 
 func startRedis(dir string) (string, func(), error) {
