@@ -1,19 +1,13 @@
 package linkstore
 
 import (
-	"context"
 	"os"
-	"os/exec"
-	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/threadline/threadline/pkg/config"
 	"github.com/threadline/threadline/pkg/testkit/redistest"
-	"github.com/threadline/threadline/pkg/testkit/tooltest"
 )
 
 // redisAddrsEnv names a Redis deployment the way every binary reads it; more than one address
@@ -26,7 +20,7 @@ var redisAddrsEnv = config.EnvName("redis.addrs")
 func TestSuiteRedisCluster(t *testing.T) {
 	addrs := config.SplitList(os.Getenv(redisAddrsEnv))
 	if len(addrs) < 2 {
-		addrs = startCluster(t, 3)
+		addrs = redistest.StartCluster(t, 3)
 	}
 	runSuite(t, func(t testing.TB) redis.UniversalClient {
 		c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
@@ -36,50 +30,4 @@ func TestSuiteRedisCluster(t *testing.T) {
 		t.Cleanup(func() { _ = c.Close() })
 		return c
 	})
-}
-
-// startCluster starts n cluster-enabled redis-server processes, joins them with
-// redis-cli --cluster create (no replicas) and waits until every node reports cluster_state:ok.
-func startCluster(t *testing.T, n int) []string {
-	t.Helper()
-	tooltest.Need(t, "Debian: apt-get install redis-server redis-tools", "redis-server", "redis-cli")
-	addrs := make([]string, n)
-	for i := range addrs {
-		// The cluster bus port is chosen explicitly, so the node's port need not have port+10000 free.
-		bus, err := redistest.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := redistest.StartProcess(t.TempDir(),
-			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "5000", "--cluster-port", strconv.Itoa(bus))
-		if err != nil {
-			t.Fatalf("start cluster node: %v", err)
-		}
-		t.Cleanup(srv.Stop)
-		addrs[i] = srv.Addr
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	for _, addr := range addrs {
-		c := redis.NewClient(&redis.Options{Addr: addr})
-		for {
-			info, err := c.ClusterInfo(ctx).Result()
-			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(n)) {
-				break
-			}
-			if ctx.Err() != nil {
-				_ = c.Close()
-				t.Fatalf("cluster node %s not ready: %v %q", addr, err, info)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		_ = c.Close()
-	}
-	return addrs
 }
