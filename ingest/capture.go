@@ -32,6 +32,9 @@ func (p *CapturePublisher) Publish(ctx context.Context, events []capture.Capture
 		if err != nil {
 			return fmt.Errorf("capture: encode: %w", err)
 		}
+		if len(b) > maxRecordBytes {
+			return fmt.Errorf("%w: %d bytes", capture.ErrEventTooLarge, len(b))
+		}
 		recs[i] = &kgo.Record{Topic: p.topic, Key: []byte(ev.Key()), Value: b}
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)

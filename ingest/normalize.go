@@ -32,6 +32,11 @@ const (
 	reasonEncode       = "encode"        // the output could not be encoded (a bug)
 )
 
+// maxRecordBytes is the largest record ingest produces, below the brokers' default limit of 1 MB
+// (message.max.bytes) with room for headers and batch overhead. A larger one could never be
+// stored, and retrying it would stall its partition: it is refused as too large instead.
+const maxRecordBytes = 900 << 10
+
 // Normalizer turns the raw topics into the pipeline's messages: PostHog events into readable,
 // redacted product.actions (key: session id), and Intercom notifications into
 // conversation.events (key: conversation id). What cannot be decoded goes to the dead-letter
@@ -106,6 +111,9 @@ func (n *Normalizer) productEvents(rec *kgo.Record, out []*kgo.Record) ([]*kgo.R
 		b, err := json.Marshal(pa)
 		if err != nil {
 			return out, kafka.Permanent(reasonEncode, err)
+		}
+		if len(b) > maxRecordBytes {
+			return out, kafka.Permanent("too_large", fmt.Errorf("product action of %d bytes exceeds the record limit of %d", len(b), maxRecordBytes))
 		}
 		n.events.WithLabelValues("posthog", "action").Inc()
 		out = append(out, &kgo.Record{Topic: n.topics.ProductActions, Key: []byte(pa.Action.SessionID), Value: b})

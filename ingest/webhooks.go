@@ -87,6 +87,7 @@ func (c WebhookConfig) Validate() error {
 // DeliveryMarks is the part of Redis the receiver remembers deliveries in.
 type DeliveryMarks interface {
 	SetNX(ctx context.Context, key string, value any, expiration time.Duration) *redis.BoolCmd
+	Expire(ctx context.Context, key string, expiration time.Duration) *redis.BoolCmd
 	Del(ctx context.Context, keys ...string) *redis.IntCmd
 }
 
@@ -165,7 +166,9 @@ func (w *WebhookReceiver) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), w.cfg.ProduceTimeout)
 	defer cancel()
 	key := webhookDedupPrefix + n.DedupKey()
-	first, err := w.marks.SetNX(ctx, key, 1, w.cfg.DedupTTL).Result()
+	// The mark is short-lived until the notification is stored: if this process dies in between,
+	// it lapses well before Intercom's retry (a minute later), which is then accepted.
+	first, err := w.marks.SetNX(ctx, key, 1, w.pendingTTL()).Result()
 	if err != nil {
 		// Without Redis a repeat cannot be told apart; pass it on, downstream is idempotent.
 		w.log.Warn("webhook dedup unavailable", zap.Error(err))
@@ -187,5 +190,14 @@ func (w *WebhookReceiver) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		w.reply(rw, http.StatusServiceUnavailable, "unavailable", "try again")
 		return
 	}
+	if err := w.marks.Expire(context.WithoutCancel(ctx), key, w.cfg.DedupTTL).Err(); err != nil {
+		// Stored all the same; a later repeat may pass the dedup, and downstream drops it.
+		w.log.Warn("webhook dedup mark not kept", zap.String("notification", n.DedupKey()), zap.Error(err))
+	}
 	w.reply(rw, http.StatusOK, "accepted", "ok")
+}
+
+// pendingTTL is how long a delivery's mark lives before its notification is stored.
+func (w *WebhookReceiver) pendingTTL() time.Duration {
+	return min(w.cfg.DedupTTL, 2*w.cfg.ProduceTimeout+5*time.Second)
 }

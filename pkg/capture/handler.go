@@ -38,8 +38,11 @@ type CapturedEvent struct {
 // Key is the Kafka key PostHog capture uses: "<token>:<distinct_id>".
 func (e CapturedEvent) Key() string { return e.Token + ":" + e.DistinctID }
 
+// ErrEventTooLarge is what a Publisher returns for an event larger than a record may be.
+var ErrEventTooLarge = errors.New("capture: event too large to store")
+
 // Publisher takes accepted events, in request order; an error makes the request fail with 503, which
-// SDKs retry.
+// SDKs retry, except ErrEventTooLarge, which is answered 413: retrying cannot help.
 type Publisher interface {
 	Publish(ctx context.Context, events []CapturedEvent) error
 }
@@ -270,6 +273,10 @@ func (h *handler) capture(w http.ResponseWriter, r *http.Request) {
 		events = append(events, ev)
 	}
 	if err := h.pub.Publish(r.Context(), events); err != nil {
+		if errors.Is(err, ErrEventTooLarge) {
+			h.fail(w, http.StatusRequestEntityTooLarge, "too_large", "an event is too large to store")
+			return
+		}
 		h.log.Error("capture: publishing events failed", zap.Int("events", len(events)), zap.Error(err))
 		h.fail(w, http.StatusServiceUnavailable, "publish", "events could not be stored; retry")
 		return

@@ -24,10 +24,20 @@ const (
 // maxDeadLetterError bounds the error text kept in a dead-letter record, in bytes.
 const maxDeadLetterError = 2048
 
+// MaxDeadLetterValue bounds the source value a dead letter carries. Base64 inside JSON grows it by
+// a third, so a larger one could exceed the broker's record limit and stall the partition; a
+// longer value is cut to this size and the error says so with the original size.
+const MaxDeadLetterValue = 256 << 10
+
 // DeadLetterRecord returns the record that dead-letters rec on topic dlqTopic: key = rec's key,
 // value = JSON of messages.DeadLetter, and headers naming the source, service, reason and error.
 func DeadLetterRecord(dlqTopic, service string, rec *kgo.Record, reason string, cause error, now time.Time) (*kgo.Record, error) {
 	errText := truncateUTF8(fmt.Sprint(cause), maxDeadLetterError)
+	value := rec.Value
+	if len(value) > MaxDeadLetterValue {
+		errText = truncateUTF8(fmt.Sprintf("%s (value of %d bytes cut to its first %d)", errText, len(value), MaxDeadLetterValue), maxDeadLetterError)
+		value = value[:MaxDeadLetterValue]
+	}
 	dl := messages.DeadLetter{
 		Version:     messages.Version,
 		Service:     service,
@@ -37,17 +47,17 @@ func DeadLetterRecord(dlqTopic, service string, rec *kgo.Record, reason string, 
 		Reason:      reason,
 		Error:       errText,
 		Key:         rec.Key,
-		Value:       rec.Value,
+		Value:       value,
 		FailedAt:    now.UTC(),
 	}
-	value, err := json.Marshal(dl)
+	encoded, err := json.Marshal(dl)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: encode dead letter of %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
 	}
 	return &kgo.Record{
 		Topic: dlqTopic,
 		Key:   rec.Key,
-		Value: value,
+		Value: encoded,
 		Headers: []kgo.RecordHeader{
 			{Key: HeaderSourceTopic, Value: []byte(rec.Topic)},
 			{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(int(rec.Partition)))},

@@ -146,3 +146,22 @@ func TestBackoffIsCappedExponentialWithJitter(t *testing.T) {
 		t.Fatalf("huge attempt: %s", d)
 	}
 }
+
+func TestDeadLetterOfAHugeRecordStaysWithinTheBrokerLimit(t *testing.T) {
+	huge := make([]byte, 900<<10)
+	rec := &kgo.Record{Topic: "posthog.events.raw", Partition: 1, Offset: 7, Value: huge}
+	dl, err := DeadLetterRecord("threadline.dlq", "ingest", rec, "decode", errors.New("bad"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dl.Value) > 512<<10 {
+		t.Fatalf("dead letter of %d bytes", len(dl.Value))
+	}
+	var got messages.DeadLetter
+	if err := json.Unmarshal(dl.Value, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Value) != MaxDeadLetterValue || !strings.Contains(got.Error, "921600 bytes") {
+		t.Fatalf("value %d bytes, error %q", len(got.Value), got.Error)
+	}
+}
