@@ -247,7 +247,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return w.Err() // nil, unless writing stopped on a 401 just as ctx ended
 		case <-w.stopped:
 		case <-ticker.C:
 		}
