@@ -29,6 +29,7 @@ import (
 
 type options struct {
 	dataDir    string
+	keepData   bool
 	binDir     string
 	pageAddr   string
 	ingestAddr string
@@ -43,6 +44,7 @@ func main() {
 	var o options
 	fs := flag.NewFlagSet("devstack", flag.ExitOnError)
 	fs.StringVar(&o.dataDir, "data-dir", ".run", "where the broker and Redis keep their data")
+	fs.BoolVar(&o.keepData, "keep-data", false, "keep the broker's data from the last run (the fake Intercom always starts empty, so old notes would be restored for conversations it no longer has)")
 	fs.StringVar(&o.binDir, "bin-dir", "", "directory of the four binaries (default: next to this program)")
 	fs.StringVar(&o.pageAddr, "page-addr", "127.0.0.1:8090", "address of the fake Intercom and its page")
 	fs.StringVar(&o.ingestAddr, "ingest-addr", "127.0.0.1:8080", "address of ingest's capture endpoint and webhook receiver")
@@ -72,6 +74,12 @@ func run(ctx context.Context, o options) error {
 	}
 	kafkaDir := filepath.Join(o.dataDir, "kafka")
 	redisDir := filepath.Join(o.dataDir, "redis")
+	if !o.keepData {
+		// Each run starts as a new deployment: broker, Redis and the fake Intercom all empty.
+		if err := os.RemoveAll(kafkaDir); err != nil {
+			return err
+		}
+	}
 	for _, d := range []string{kafkaDir, redisDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
