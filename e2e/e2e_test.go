@@ -31,36 +31,16 @@ const (
 	clientSecret = "e2e-client-secret"
 )
 
-// binDir holds the binaries, built once for the package.
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+// bins are the binaries under test, built once for the package.
+var bins = stack.Binaries{}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
+	bins.Remove()
 	os.Exit(code)
 }
 
-func binaries(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "threadline-e2e-bin-")
-		if buildErr == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			buildErr = stack.Build(ctx, binDir)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build binaries: %v", buildErr)
-	}
-	return binDir
-}
+func binaries(t *testing.T) string { return bins.Dir(t) }
 
 // pipeline is a running system under test.
 type pipeline struct {

@@ -38,36 +38,16 @@ const (
 // groups are the consumer groups of the four services, whose lag says whether the pipeline drained.
 var groups = []string{"threadline-ingest", "threadline-linker", "threadline-notewriter", "threadline-summarizer"}
 
-// binDir holds the binaries, built once for the package.
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+// bins are the binaries under test, built once for the package.
+var bins = stack.Binaries{}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
+	bins.Remove()
 	os.Exit(code)
 }
 
-func binaries(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "threadline-chaos-bin-")
-		if buildErr == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			buildErr = stack.Build(ctx, binDir)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build binaries: %v", buildErr)
-	}
-	return binDir
-}
+func binaries(t *testing.T) string { return bins.Dir(t) }
 
 // broker is a kfake cluster on a fixed port with its data kept in a directory, so that a test can
 // close it and bring it back: a broker restart the binaries reconnect to by themselves.

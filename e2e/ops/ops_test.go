@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -33,50 +32,17 @@ var binaryNames = append(append([]string{}, stack.Services...), "fakeintercom")
 // repoRoot is the module root, where the README, docker-compose.yml, Dockerfile and deploy/ live.
 var repoRoot = filepath.Join("..", "..")
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+// bins are the binaries under test, built once for the package.
+var bins = stack.Binaries{Extra: []string{"./cmd/fakeintercom"}}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
+	bins.Remove()
 	os.Exit(code)
 }
 
-// binaries builds the four services and the fake Intercom once for the package, in one go build.
-func binaries(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "threadline-ops-bin-")
-		if buildErr != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		root, err := stack.ModuleRoot(ctx)
-		if err != nil {
-			buildErr = err
-			return
-		}
-		args := []string{"build", "-o", binDir + string(os.PathSeparator)}
-		for _, s := range stack.Services {
-			args = append(args, "./"+s)
-		}
-		cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/fakeintercom")...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build binaries: %v", buildErr)
-	}
-	return binDir
-}
+// binaries returns the directory of the four services and the fake Intercom.
+func binaries(t *testing.T) string { return bins.Dir(t) }
 
 // printConfig runs binary -print-config with exactly env (plus PATH) and returns the printed
 // variables, by name, and the "# invalid:" line when the configuration does not validate.

@@ -17,14 +17,16 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
 // Services are the four binaries, in pipeline order.
 var Services = []string{"ingest", "linker", "notewriter", "summarizer"}
 
-// Build compiles the four binaries into dir from the module that contains this package.
-func Build(ctx context.Context, dir string) error {
+// Build compiles the four binaries, and the extra packages named like "./cmd/fakeintercom", into
+// dir from the module that contains this package.
+func Build(ctx context.Context, dir string, extra ...string) error {
 	root, err := ModuleRoot(ctx)
 	if err != nil {
 		return err
@@ -33,13 +35,48 @@ func Build(ctx context.Context, dir string) error {
 	for _, s := range Services {
 		args = append(args, "./"+s)
 	}
-	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd := exec.CommandContext(ctx, "go", append(args, extra...)...)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("stack: go build: %w\n%s", err, out)
 	}
 	return nil
+}
+
+// Binaries builds the binaries once for a test process, however many tests ask for them; Remove
+// (from TestMain, after m.Run) deletes them.
+type Binaries struct {
+	Extra []string // packages to build beside the four services
+
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// Dir returns the directory of the built binaries, building them on first use; a failed build
+// fails t.
+func (b *Binaries) Dir(t testing.TB) string {
+	t.Helper()
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "threadline-bin-"); b.err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		b.err = Build(ctx, b.dir, b.Extra...)
+	})
+	if b.err != nil {
+		t.Fatalf("build binaries: %v", b.err)
+	}
+	return b.dir
+}
+
+// Remove deletes the built binaries.
+func (b *Binaries) Remove() {
+	if b.dir != "" {
+		_ = os.RemoveAll(b.dir)
+	}
 }
 
 // ModuleRoot finds the directory of the module's go.mod.
