@@ -1,6 +1,6 @@
 // Package admin owns the operator-facing HTTP server every binary runs: /metrics (Prometheus),
-// /healthz (the process is alive) and /readyz (the service does useful work: dependencies up,
-// consumer caught up).
+// /healthz (the process is alive), /readyz (the service does useful work: dependencies up,
+// consumer caught up) and, unless turned off, the Go profiler under /debug/pprof/.
 package admin
 
 import (
@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -24,12 +25,14 @@ var ErrNoAddr = errors.New("admin: address is required")
 
 // Config configures the admin server.
 type Config struct {
-	Addr string
+	Addr  string
+	Pprof bool
 }
 
 // RegisterFlags registers admin.addr with the service's default port, bound to localhost.
 func (c *Config) RegisterFlags(fs *flag.FlagSet, defaultAddr string) {
 	fs.StringVar(&c.Addr, "admin.addr", defaultAddr, "listen address of /metrics, /healthz and /readyz")
+	fs.BoolVar(&c.Pprof, "admin.pprof", true, "serve the Go profiler under /debug/pprof/ on the admin address")
 }
 
 // Validate checks the address.
@@ -69,6 +72,14 @@ func New(cfg Config, log *zap.Logger) *Server {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	if cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+	// No WriteTimeout: a CPU profile or trace streams for as long as its ?seconds= asks.
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s
 }

@@ -71,3 +71,32 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestServerProfilesOnlyWhenEnabled(t *testing.T) {
+	for _, enabled := range []bool{true, false} {
+		s := New(Config{Addr: "127.0.0.1:0", Pprof: enabled}, zap.NewNop())
+		if err := s.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		base := "http://" + s.Addr()
+		code, body := get(t, base+"/debug/pprof/heap?debug=1")
+		switch {
+		case enabled && (code != 200 || !strings.Contains(body, "heap profile")):
+			t.Errorf("pprof on: heap profile %d %.80q", code, body)
+		case !enabled && code != 404:
+			t.Errorf("pprof off: heap profile answered %d", code)
+		}
+		if enabled {
+			if code, body := get(t, base+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+				t.Errorf("pprof index %d %.80q", code, body)
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
