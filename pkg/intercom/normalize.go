@@ -58,7 +58,11 @@ func (c NormalizeConfig) Validate() error {
 // topics that are deliberately ignored (ping, notes including our own, admin replies, assignment,
 // redaction...); err is non-nil for a notification of a known topic whose item is malformed.
 //
-// Personal data is hashed: the email always, the external id when it is an email.
+// Personal data never leaves as it is: the email is always hashed; the external id and the
+// session hint are replaced by their identity hash (redact.EmailHash, as ingest hashes a product
+// session id or user id that holds personal data, so the two sides still match) when they hold
+// an email or any other personal data; the start URL keeps no query, fragment or user info, and
+// personal data in its path is masked.
 func Normalize(n *Notification, cfg NormalizeConfig) (ev messages.ConversationEvent, ok bool, err error) {
 	if n == nil {
 		return ev, false, fmt.Errorf("%w: nil notification", ErrMalformedNotification)
@@ -173,7 +177,7 @@ func normalizeConversation(n *Notification, cfg NormalizeConfig, ev *messages.Co
 		}
 	}
 	ev.ContactID = contact.ID
-	ev.ExternalID = redact.IdentityKey(contact.ExternalID)
+	ev.ExternalID = identity(contact.ExternalID)
 	if isContactRole(author.Type) && (author.ID == contact.ID || contact.ID == "") {
 		ev.Role = author.Type
 		if author.Email != "" {
@@ -191,6 +195,7 @@ func normalizeConversation(n *Notification, cfg NormalizeConfig, ev *messages.Co
 	if ev.SessionHint == "" {
 		ev.SessionHint = urlHint
 	}
+	ev.SessionHint = identity(ev.SessionHint)
 	return nil
 }
 
@@ -210,14 +215,14 @@ func normalizeMerged(n *Notification, cfg NormalizeConfig, ev *messages.Conversa
 	}
 	ev.ContactID = item.ID
 	ev.MergedFromID = item.MergedFrom.ID
-	ev.ExternalID = redact.IdentityKey(item.ExternalID)
+	ev.ExternalID = identity(item.ExternalID)
 	if isContactRole(item.Role) {
 		ev.Role = item.Role
 	}
 	if item.Email != "" {
 		ev.EmailHash = redact.EmailHash(item.Email)
 	}
-	ev.SessionHint = attribute(item.CustomAttributes, cfg.SessionAttribute)
+	ev.SessionHint = identity(attribute(item.CustomAttributes, cfg.SessionAttribute))
 	ev.OccurredAt = unixTime(firstNonZero(n.CreatedAt, item.UpdatedAt))
 	return nil
 }
@@ -249,8 +254,22 @@ func attribute(attrs map[string]any, name string) string {
 	return ""
 }
 
-// startURL returns raw without user info, query string or fragment, and the session id the query
-// parameter param held. An unparseable or relative URL gives "".
+// identity returns an id (external id, session hint) as it is, or its identity hash when it holds
+// personal data: redact.IdentityKey hashes emails and phone numbers, and any other finding of
+// redact.Find (a card number, a national id...) is hashed the same way.
+func identity(v string) string {
+	if h := redact.IdentityKey(v); h != v {
+		return h
+	}
+	if v != "" && len(redact.Find(v)) > 0 {
+		return redact.EmailHash(v) // the identity hash of any value, not only of an email
+	}
+	return v
+}
+
+// startURL returns raw without user info, query string or fragment, with personal data in its
+// path masked, and the session id the query parameter param held. An unparseable or relative URL
+// gives "".
 func startURL(raw, param string) (clean, hint string) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Scheme == "" || u.Host == "" {
@@ -260,7 +279,12 @@ func startURL(raw, param string) (clean, hint string) {
 		hint = strings.TrimSpace(u.Query().Get(param))
 	}
 	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
-	return u.String(), hint
+	clean = u.String()
+	if len(redact.Find(clean)) > 0 {
+		// Only the path can hold any: the default redactor masks it as ingest masks a page URL.
+		clean = redact.New(redact.DefaultConfig()).URL(clean)
+	}
+	return clean, hint
 }
 
 func firstNonZero(vs ...int64) int64 {

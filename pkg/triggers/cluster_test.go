@@ -36,6 +36,7 @@ func TestRedisCluster(t *testing.T) {
 		"replay":                 testReplayEmitsNothingTwice,
 		"unconfirmed":            testUnconfirmedEventsAreEmittedAgain,
 		"identifiers":            testIdentifiers,
+		"contacts":               testContactResolution,
 		"input order":            testEventsKeepInputOrder,
 		"dwell fires":            testDwellFiresWhileTheUserStays,
 		"dwell left early":       testDwellUserLeftEarly,

@@ -26,6 +26,9 @@ type Config struct {
 	MaxRedeliveries int
 	// TickBatch caps the due dwell checks and the unconfirmed events one Tick handles.
 	TickBatch int
+	// ContactTTL is how long the contact of an email hash (RememberContact) is remembered after
+	// the last conversation event that named it.
+	ContactTTL time.Duration
 }
 
 // DefaultConfig returns the defaults, the one place they are written down.
@@ -36,6 +39,7 @@ func DefaultConfig() Config {
 		MarkerTTL:       7 * 24 * time.Hour,
 		MaxRedeliveries: 5,
 		TickBatch:       500,
+		ContactTTL:      30 * 24 * time.Hour,
 	}
 }
 
@@ -54,6 +58,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"how often an unconfirmed data event is emitted again before it is given up")
 	fs.IntVar(&c.TickBatch, "triggers.tick-batch", d.TickBatch,
 		"most dwell checks and re-emissions handled by one tick")
+	config.DurationVar(fs, &c.ContactTTL, "triggers.contact-ttl", d.ContactTTL,
+		"how long an email hash resolves to the Intercom contact a conversation event named")
 }
 
 // Errors returned by Validate.
@@ -63,6 +69,7 @@ var (
 	ErrMarkerTTL       = errors.New("triggers.marker-ttl must be at least a day")
 	ErrMaxRedeliveries = errors.New("triggers.max-redeliveries must be positive")
 	ErrTickBatch       = errors.New("triggers.tick-batch must be positive")
+	ErrContactTTL      = errors.New("triggers.contact-ttl must be positive")
 )
 
 // minMarkerTTL keeps decisions long enough for the longest every and an ordinary replay.
@@ -87,6 +94,9 @@ func (c Config) Validate() error {
 	if c.TickBatch <= 0 {
 		errs = append(errs, fmt.Errorf("%w (got %d)", ErrTickBatch, c.TickBatch))
 	}
+	if c.ContactTTL <= 0 {
+		errs = append(errs, fmt.Errorf("%w (got %s)", ErrContactTTL, c.ContactTTL))
+	}
 	return errors.Join(errs...)
 }
 
@@ -110,6 +120,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TickBatch == 0 {
 		c.TickBatch = d.TickBatch
+	}
+	if c.ContactTTL == 0 {
+		c.ContactTTL = d.ContactTTL
 	}
 	return c
 }

@@ -17,17 +17,19 @@ import (
 
 // claim is one (rule, action) to decide.
 type claim struct {
-	rule   *compiledRule
-	event  messages.IntercomEvent
-	user   string // the user key of the event
-	ms     int64  // the action's event time, for every
-	seq    int    // the order of the claim's action, for the order of the output
-	marker string
+	rule    *compiledRule
+	event   messages.IntercomEvent
+	user    string // the user key of the event
+	ms      int64  // the action's event time, for every
+	seq     int    // the order of the claim's action, for the order of the output
+	marker  string
+	resolve bool // the user is known by an email hash only: emit for its remembered contact, or not at all
 }
 
 func newClaim(r *compiledRule, ev messages.IntercomEvent, ms int64, seq int) claim {
 	user := eventUserKey(&ev)
-	return claim{rule: r, event: ev, user: user, ms: ms, seq: seq, marker: markerKey(user, r.Name, ev.ActionID)}
+	return claim{rule: r, event: ev, user: user, ms: ms, seq: seq, marker: markerKey(user, r.Name, ev.ActionID),
+		resolve: strings.HasPrefix(user, emailUserPrefix)}
 }
 
 // maxPerCall caps the claims, sessions or markers one script call takes, so that no call
@@ -82,60 +84,112 @@ func (e *Engine) listUnconfirmed(ctx context.Context, rt *roundTrip, claims []cl
 	}
 }
 
-// claimGroup is one queued luaClaim call and the claims it decides, in order.
-type claimGroup struct {
+// evalCall is one queued luaEvaluate call and the claims it decides, in order.
+type evalCall struct {
 	claims []*claim
 	call   *scriptCall
 }
 
-// queueClaims queues the claims' luaClaim calls (see partition).
-func (e *Engine) queueClaims(ctx context.Context, rt *roundTrip, claims []claim, leaseUntil int64) ([]*claimGroup, error) {
-	var groups []*claimGroup
-	for _, part := range e.partition(len(claims), func(i int) string { return "u:" + claims[i].user }) {
-		cg := &claimGroup{}
-		keys := make([]string, 0, 2*len(part)+1)
-		args := make([]any, 0, 2+4*len(part))
-		args = append(args, leaseUntil, e.cfg.MarkerTTL.Milliseconds())
-		for _, i := range part {
-			c := &claims[i]
+// queueEvaluate queues the luaEvaluate calls that decide the claims and follow the sessions' page
+// events. On a single server a call takes up to maxPerCall claims and maxPerCall sessions, so a
+// batch is usually one call; on a cluster a call takes the claims of one user, or one session.
+func (e *Engine) queueEvaluate(ctx context.Context, rt *roundTrip, claims []claim, sessions []string, events map[string][]pageEvent, leaseUntil int64) ([]*evalCall, error) {
+	claimParts := e.partition(len(claims), func(i int) string { return "u:" + claims[i].user })
+	sessionParts := e.partition(len(sessions), func(i int) string { return "s:" + sessions[i] })
+	n := max(len(claimParts), len(sessionParts))
+	if e.cluster {
+		n = len(claimParts) + len(sessionParts) // each call keeps to one hash tag
+	}
+	calls := make([]*evalCall, 0, n)
+	var buf []byte
+	for i := range n {
+		var cpart, spart []int
+		switch {
+		case !e.cluster:
+			if i < len(claimParts) {
+				cpart = claimParts[i]
+			}
+			if i < len(sessionParts) {
+				spart = sessionParts[i]
+			}
+		case i < len(claimParts):
+			cpart = claimParts[i]
+		default:
+			spart = sessionParts[i-len(claimParts)]
+		}
+		sets := "0"
+		if !e.cluster {
+			sets = "1"
+		}
+		ec := &evalCall{claims: make([]*claim, 0, len(cpart))}
+		keys := make([]string, 0, 3*len(cpart)+len(spart)+2)
+		args := make([]any, 0, 6+5*len(cpart)+len(spart))
+		args = append(args, len(cpart), len(spart), leaseUntil, e.cfg.MarkerTTL.Milliseconds(), e.pageTTL.Milliseconds(), sets)
+		for _, j := range cpart {
+			c := &claims[j]
 			body, err := json.Marshal(c.event)
 			if err != nil {
 				return nil, fmt.Errorf("triggers: encode event: %w", err)
 			}
-			keys = append(keys, c.marker, limiterKey(c.user, c.rule.Name))
-			args = append(args, c.event.ActionID, c.ms, c.rule.everyMs, string(body))
-			cg.claims = append(cg.claims, c)
+			resolve := "0"
+			if c.resolve {
+				resolve = "1"
+			}
+			keys = append(keys, c.marker, limiterKey(c.user, c.rule.Name), contactKey(c.user))
+			args = append(args, c.event.ActionID, c.ms, c.rule.everyMs, resolve, body)
+			ec.claims = append(ec.claims, c)
+		}
+		for _, j := range spart {
+			start := len(buf)
+			var err error
+			if buf, err = appendPageEvents(buf, sessions[j], events[sessions[j]]); err != nil {
+				return nil, err
+			}
+			keys = append(keys, sessionKey(sessions[j]))
+			args = append(args, buf[start:len(buf):len(buf)])
 		}
 		if !e.cluster {
-			keys = append(keys, unconfirmedKey)
+			keys = append(keys, unconfirmedKey, dueKey)
 		}
-		cg.call = rt.eval(ctx, e.scripts.claim, keys, args...)
-		groups = append(groups, cg)
+		ec.call = rt.eval(ctx, e.scripts.evaluate, keys, args...)
+		calls = append(calls, ec)
 	}
-	return groups, nil
+	return calls, nil
 }
 
 // readClaims reads the decisions: it counts them and returns the events to emit, in the order
-// of their actions, and, on a cluster, the unconfirmed entries to forget (those of claims that
-// emit nothing; an entry of an emission still unconfirmed elsewhere stays).
-func (e *Engine) readClaims(groups []*claimGroup, source string) ([]messages.IntercomEvent, []any, error) {
+// of their actions (with the ids of the contacts resolved for users known by an email hash), and,
+// on a cluster, the unconfirmed entries to forget (those of claims that emit nothing; an entry of
+// an emission still unconfirmed elsewhere stays).
+func (e *Engine) readClaims(calls []*evalCall, source string) ([]messages.IntercomEvent, []any, error) {
 	var fired []*claim
 	var forget []any
-	for _, cg := range groups {
-		results, err := cg.call.cmd.StringSlice()
+	for _, ec := range calls {
+		if len(ec.claims) == 0 {
+			continue
+		}
+		results, err := ec.call.cmd.StringSlice()
 		if err != nil {
 			return nil, nil, fmt.Errorf("triggers: claim reply: %w", err)
 		}
-		if len(results) != len(cg.claims) {
-			return nil, nil, fmt.Errorf("triggers: claim reply: %d results for %d claims", len(results), len(cg.claims))
+		if len(results) != len(ec.claims) {
+			return nil, nil, fmt.Errorf("triggers: claim reply: %d results for %d claims", len(results), len(ec.claims))
 		}
-		for i, c := range cg.claims {
-			switch results[i] {
+		for i, c := range ec.claims {
+			verdict, ids, resolved := strings.Cut(results[i], "\x1f")
+			switch verdict {
 			case "fire":
+				if resolved {
+					external, contact, _ := strings.Cut(ids, "\x1f")
+					c.event.UserID, c.event.IntercomUserID = cleanID(external), cleanID(contact)
+				}
 				c.rule.counters.emitted[source].Inc()
 				fired = append(fired, c)
 			case "limited":
 				c.rule.counters.skipped[skipLimited].Inc()
+				forget = append(forget, c.marker)
+			case "unknown": // an email hash with no remembered contact: never guessed
+				c.rule.counters.skipped[skipAnonymous].Inc()
 				forget = append(forget, c.marker)
 			case "dup:" + stateUnconfirmed: // its emitter confirms it, or a Tick emits it again
 				c.rule.counters.skipped[skipDuplicate].Inc()
@@ -156,25 +210,62 @@ func (e *Engine) readClaims(groups []*claimGroup, source string) ([]messages.Int
 	return out, forget, nil
 }
 
+// deferForget keeps, on a cluster, unconfirmed entries to remove with the next round trip (see
+// queueForget). An entry whose removal is lost (a crash) is removed by a Tick after its lease.
+func (e *Engine) deferForget(forget []any) {
+	if len(forget) == 0 {
+		return
+	}
+	e.forgetMu.Lock()
+	e.forget = append(e.forget, forget...)
+	e.forgetMu.Unlock()
+}
+
+// queueForget queues the removal of the entries deferForget kept.
+func (e *Engine) queueForget(ctx context.Context, rt *roundTrip) {
+	e.forgetMu.Lock()
+	forget := e.forget
+	e.forget = nil
+	e.forgetMu.Unlock()
+	if len(forget) > 0 {
+		rt.pipe.ZRem(ctx, unconfirmedKey, forget...)
+	}
+}
+
 // Confirm records that events returned by Evaluate, EvaluateBatch or Tick were produced, so Tick
 // does not emit them again. Confirming twice, or an event that was never claimed, is harmless.
+// It is one round trip: on a single server one script call (per maxPerCall events).
 func (e *Engine) Confirm(ctx context.Context, events []messages.IntercomEvent) error {
 	markers := make([]string, 0, len(events))
 	for i := range events {
-		if user := eventUserKey(&events[i]); user != "" {
-			markers = append(markers, markerKey(user, events[i].Rule, events[i].ActionID))
+		ev := &events[i]
+		user := eventUserKey(ev)
+		if user == "" {
+			continue
+		}
+		markers = append(markers, markerKey(user, ev.Rule, ev.ActionID))
+		// An event for a contact resolved from an email hash was claimed under the hash.
+		if byHash := emailUserPrefix + ev.EmailHash; ev.EmailHash != "" && user != byHash {
+			markers = append(markers, markerKey(byHash, ev.Rule, ev.ActionID))
 		}
 	}
 	if len(markers) == 0 {
 		return nil
 	}
 	rt := e.newRoundTrip()
+	if !e.cluster {
+		for _, keys := range e.groupKeys(markers) {
+			rt.eval(ctx, e.scripts.confirm, append(keys, unconfirmedKey), "1")
+		}
+		return e.exec(ctx, rt, "confirm")
+	}
+	e.queueForget(ctx, rt)
 	members := make([]any, len(markers))
 	for i, mk := range markers {
 		members[i] = mk
 	}
 	for _, keys := range e.groupKeys(markers) {
-		rt.eval(ctx, e.scripts.confirm, keys)
+		rt.eval(ctx, e.scripts.confirm, keys, "0")
 	}
 	rt.pipe.ZRem(ctx, unconfirmedKey, members...)
 	return e.exec(ctx, rt, "confirm")
@@ -225,6 +316,13 @@ func (e *Engine) redeliver(ctx context.Context, now time.Time, markers []string)
 					e.log.Error("triggers: stored event unreadable; dropped", zap.String("marker", mk), zap.Error(err))
 					forget = append(forget, mk)
 					continue
+				}
+				if len(reply) == 4 { // the contact the claim resolved
+					external, _ := reply[2].(string)
+					contact, _ := reply[3].(string)
+					if external != "" || contact != "" {
+						ev.UserID, ev.IntercomUserID = cleanID(external), cleanID(contact)
+					}
 				}
 				if r := e.ruleNamed(ev.Rule); r != nil {
 					r.counters.emitted[sourceRedelivery].Inc()

@@ -52,17 +52,30 @@
 //
 // # Redis
 //
-// On a single server the engine sends each step of a batch as one script call: an evaluation is
-// one round trip. On Redis Cluster every script call keeps to the keys of one hash tag (a user's,
-// or a session's), and an evaluation takes up to three round trips. The two schedules are single
-// keys.
+// On a single server an evaluation is one round trip and usually one script call: the claims of
+// the batch and the page events of its sessions go to one call of luaEvaluate. Confirm is one
+// round trip and one script call. On Redis Cluster every script call keeps to the keys of one
+// hash tag (a user's, or a session's), all in the same round trip; when a batch claims or starts
+// anything, one round trip before it lists the claims as unconfirmed and schedules the dwell
+// starts (the set and the schedule are single keys), and the entries of claims that emitted
+// nothing are removed with the engine's next round trip.
 //
 //	tl:trg:{s:<session>}:pg             hash  current page, pending dwell waits, page ends  max dwell + grace + 1h
 //	tl:trg:{u:<user>}:m:<rule>:<action> hash  the decision: state, lease, tries, event    MarkerTTL
 //	tl:trg:{u:<user>}:l:<rule>          hash  the last emission's event time (every)      2 × every + 1m
+//	tl:trg:{u:e:<hash>}:ct              hash  the contact of an email hash: x, c ids      ContactTTL
 //	tl:trg:due                          zset  dwell waits by due time (event-time ms)     until decided
 //	tl:trg:unconfirmed                  zset  unconfirmed markers by lease end (wall ms)  until confirmed
 //
 // <user> is "x:" and the user id, else "c:" and the Intercom contact id, else "e:" and the email
 // hash.
+//
+// # Users known by an email hash
+//
+// A user whose only identifier is an email hash emits only when a conversation event named the
+// Intercom contact behind that hash: RememberContact keeps the contact's ids for ContactTTL, and
+// the script call that claims an action of such a user resolves the hash to them, so the event
+// carries the contact's intercom_user_id and user_id. A hash with no remembered contact is
+// skipped (and counted as anonymous), not decided, so a replay after the contact is known emits.
+// The claim, its limiter and the contact share the hash's tag.
 package triggers

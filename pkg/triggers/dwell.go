@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -46,136 +45,93 @@ func (b *batch) pageEvent(session string, pe pageEvent) {
 	b.sessions[session] = append(b.sessions[session], pe)
 }
 
-// run does the Redis work of an evaluation. On a single server that is one round trip: one
-// script call decides the claims, another follows the pages of every session with page events
-// (most have no page state and cost one HMGET), and both list each emission as unconfirmed and
-// schedule each dwell start atomically with the decision. On a cluster, where a script keeps to
-// one hash tag, it takes three: (1) list every claim as unconfirmed and schedule every dwell
-// start before anything is decided, so that a crash after a decision always leaves a trace a
-// Tick finds, and ask which sessions have page state (EXISTS is far cheaper than a script per
-// session); (2) decide the claims and follow the pages of the sessions that have state or start
-// some; (3) forget the unconfirmed entries of claims that emitted nothing.
+// run does the Redis work of an evaluation. On a single server that is one round trip and
+// usually one script call: it decides the claims and follows the pages of every session with
+// page events (most have no page state and cost their share of one EXISTS), and lists each
+// emission as unconfirmed and schedules each dwell start atomically with the decision. On a
+// cluster, where a script keeps to one hash tag, the same round trip holds a call per user with
+// claims and per session; when the batch claims or starts anything, a round trip before it lists
+// every claim as unconfirmed and schedules every dwell start, so that a crash after a decision
+// always leaves a trace a Tick finds. The unconfirmed entries of claims that emitted nothing are
+// removed with the next round trip (deferForget).
 func (e *Engine) run(ctx context.Context, b *batch) ([]messages.IntercomEvent, error) {
 	leaseUntil := e.clock().Add(e.cfg.ClaimLease).UnixMilli()
-	sessions := b.order
-
+	rt := e.newRoundTrip()
 	if e.cluster {
 		first := e.newRoundTrip()
-		e.listUnconfirmed(ctx, first, b.claims, leaseUntil)
-		exists := map[string]*redis.IntCmd{}
 		for _, session := range b.order {
-			starts := false
 			for _, pe := range b.sessions[session] {
 				for _, s := range pe.starts {
-					starts = true
 					first.pipe.ZAddNX(ctx, dueKey, redis.Z{Score: float64(s.due), Member: dueMember(session, pe.id, s.rule)})
 				}
 			}
-			if !starts {
-				exists[session] = first.pipe.Exists(ctx, sessionKey(session))
+		}
+		if len(b.claims) > 0 || first.pipe.Len() > 0 {
+			// Removals go first: an entry kept for an undecided claim may be listed again now.
+			e.queueForget(ctx, first)
+			e.listUnconfirmed(ctx, first, b.claims, leaseUntil)
+			if err := e.exec(ctx, first, "schedule"); err != nil {
+				return nil, err
 			}
 		}
-		if err := e.exec(ctx, first, "schedule"); err != nil {
-			return nil, err
-		}
-		sessions = slices.DeleteFunc(slices.Clone(b.order), func(s string) bool {
-			cmd, asked := exists[s]
-			return asked && cmd.Val() == 0 // no page state and nothing to start: nothing to follow
-		})
 	}
-
-	second := e.newRoundTrip()
-	groups, err := e.queueClaims(ctx, second, b.claims, leaseUntil)
+	e.queueForget(ctx, rt)
+	calls, err := e.queueEvaluate(ctx, rt, b.claims, b.order, b.sessions, leaseUntil)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.queuePages(ctx, second, sessions, b.sessions); err != nil {
+	if err := e.exec(ctx, rt, "claim"); err != nil {
 		return nil, err
 	}
-	if err := e.exec(ctx, second, "claim"); err != nil {
-		return nil, err
-	}
-
-	fired, forget, err := e.readClaims(groups, sourceAction)
+	fired, forget, err := e.readClaims(calls, sourceAction)
 	if err != nil {
 		return nil, err
 	}
-	if len(forget) > 0 {
-		if err := e.rdb.ZRem(ctx, unconfirmedKey, forget...).Err(); err != nil {
-			e.metrics.redisErrors.WithLabelValues("forget").Inc()
-			return nil, fmt.Errorf("triggers: forget: %w", err)
-		}
-	}
+	e.deferForget(forget)
 	return fired, nil
 }
 
-// queuePages queues luaPage calls for the sessions' page events (see partition).
-func (e *Engine) queuePages(ctx context.Context, rt *roundTrip, sessions []string, events map[string][]pageEvent) error {
-	for _, part := range e.partition(len(sessions), func(i int) string { return "s:" + sessions[i] }) {
-		keys := make([]string, 0, len(part)+1)
-		args := make([]any, 0, 1+len(part))
-		args = append(args, e.pageTTL.Milliseconds())
-		for _, i := range part {
-			encoded, err := encodePageEvents(sessions[i], events[sessions[i]])
-			if err != nil {
-				return err
-			}
-			keys = append(keys, sessionKey(sessions[i]))
-			args = append(args, encoded)
-		}
-		if !e.cluster {
-			keys = append(keys, dueKey)
-		}
-		rt.eval(ctx, e.scripts.page, keys, args...)
-	}
-	return nil
-}
-
-// Separators of encodePageEvents: ASCII record and unit separators, which neither ids (actions
+// Separators of appendPageEvents: ASCII record and unit separators, which neither ids (actions
 // with control characters do not trigger) nor JSON (which escapes them) contain.
 const (
 	recordSep = '\x1e'
 	unitSep   = '\x1f'
 )
 
-// encodePageEvents writes a session's page events in event-time order for luaPage: "1" when one
-// starts a dwell rule, else "0", then per event its fields, each ended by unitSep, and recordSep.
-func encodePageEvents(session string, list []pageEvent) (string, error) {
-	slices.SortStableFunc(list, func(a, b pageEvent) int { return cmp.Compare(a.ms, b.ms) })
-	var b strings.Builder
-	b.WriteByte('0')
-	field := func(s string) {
-		b.WriteString(s)
-		b.WriteByte(unitSep)
+// appendPageEvents appends to buf a session's page events in event-time order for luaEvaluate:
+// "1" when one starts a dwell rule, else "0", then per event its fields, each ended by unitSep,
+// and recordSep.
+func appendPageEvents(buf []byte, session string, list []pageEvent) ([]byte, error) {
+	if !slices.IsSortedFunc(list, comparePageEvents) {
+		slices.SortStableFunc(list, comparePageEvents)
 	}
-	starts := false
+	flag := len(buf)
+	buf = append(buf, '0')
 	for _, pe := range list {
-		field(pe.id)
-		field(strconv.FormatInt(pe.ms, 10))
+		buf = append(append(buf, pe.id...), unitSep)
+		buf = append(strconv.AppendInt(buf, pe.ms, 10), unitSep)
 		if pe.kind == messages.KindPageview {
-			field("v")
+			buf = append(buf, 'v', unitSep)
 		} else {
-			field("l")
+			buf = append(buf, 'l', unitSep)
 		}
 		for _, s := range pe.starts {
 			body, err := json.Marshal(s.event)
 			if err != nil {
-				return "", fmt.Errorf("triggers: encode event: %w", err)
+				return nil, fmt.Errorf("triggers: encode event: %w", err)
 			}
-			field(s.rule)
-			field(strconv.FormatInt(s.due, 10))
-			field(dueMember(session, pe.id, s.rule))
-			field(string(body))
-			starts = true
+			buf = append(append(buf, s.rule...), unitSep)
+			buf = append(strconv.AppendInt(buf, s.due, 10), unitSep)
+			buf = append(append(buf, dueMember(session, pe.id, s.rule)...), unitSep)
+			buf = append(append(buf, body...), unitSep)
+			buf[flag] = '1'
 		}
-		b.WriteByte(recordSep)
+		buf = append(buf, recordSep)
 	}
-	out := b.String()
-	if starts {
-		out = "1" + out[1:]
-	}
-	return out, nil
+	return buf, nil
 }
+
+func comparePageEvents(a, b pageEvent) int { return cmp.Compare(a.ms, b.ms) }
 
 func dueMember(session, pageview, rule string) string {
 	b, _ := json.Marshal([3]string{session, pageview, rule}) // strings always encode
@@ -243,20 +199,23 @@ func (e *Engine) tickDwell(ctx context.Context, cutoff int64, members []string) 
 	var forget []any
 	if len(claims) > 0 {
 		leaseUntil := e.clock().Add(e.cfg.ClaimLease).UnixMilli()
-		listed := e.newRoundTrip()
-		e.listUnconfirmed(ctx, listed, claims, leaseUntil)
-		if err := e.exec(ctx, listed, "schedule"); err != nil {
-			return nil, err
+		if e.cluster {
+			listed := e.newRoundTrip()
+			e.queueForget(ctx, listed)
+			e.listUnconfirmed(ctx, listed, claims, leaseUntil)
+			if err := e.exec(ctx, listed, "schedule"); err != nil {
+				return nil, err
+			}
 		}
 		rt := e.newRoundTrip()
-		groups, err := e.queueClaims(ctx, rt, claims, leaseUntil)
+		calls, err := e.queueEvaluate(ctx, rt, claims, nil, nil, leaseUntil)
 		if err != nil {
 			return nil, err
 		}
 		if err := e.exec(ctx, rt, "claim"); err != nil {
 			return nil, err
 		}
-		if fired, forget, err = e.readClaims(groups, sourceDwell); err != nil {
+		if fired, forget, err = e.readClaims(calls, sourceDwell); err != nil {
 			return nil, err
 		}
 	}

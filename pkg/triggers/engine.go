@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,13 +38,17 @@ func markerKey(user, rule, actionID string) string {
 
 func limiterKey(user, rule string) string { return "tl:trg:{u:" + user + "}:l:" + rule }
 
+// contactKey is where the contact of a user known by an email hash is remembered
+// (RememberContact); only keys of "e:" users are ever written.
+func contactKey(user string) string { return "tl:trg:{u:" + user + "}:ct" }
+
 // User is who did an action, as Intercom knows them: what the linker learnt from the
 // conversation it linked, or from the action's identity. All identifiers empty means anonymous:
 // the engine skips (and counts) such users and never guesses one.
 type User struct {
 	UserID         string // the product's user id, which is the Intercom contact's external_id
 	IntercomUserID string // the Intercom contact id (required by Intercom for leads)
-	EmailHash      string // "h:" + hex sha256 of the email, to be resolved to a contact by the poster
+	EmailHash      string // "h:" + hex sha256 of the email: alone, resolved to a remembered contact (RememberContact)
 	WorkspaceID    string // the Intercom workspace, when Threadline serves several
 }
 
@@ -58,6 +63,9 @@ func (u User) Anonymous() bool { return u.key() == "" }
 
 func (u User) key() string { return userKey(cleanID(u.UserID), cleanID(u.IntercomUserID), u.EmailHash) }
 
+// emailUserPrefix starts the user key of a user known by an email hash only.
+const emailUserPrefix = "e:"
+
 // userKey names a user in Redis keys by their strongest identifier.
 func userKey(userID, contactID, emailHash string) string {
 	switch {
@@ -66,7 +74,7 @@ func userKey(userID, contactID, emailHash string) string {
 	case contactID != "":
 		return "c:" + contactID
 	case emailHash != "":
-		return "e:" + emailHash
+		return emailUserPrefix + emailHash
 	}
 	return ""
 }
@@ -123,6 +131,9 @@ type Engine struct {
 	scripts scripts
 
 	newest atomic.Int64 // newest action event time seen, Unix ms
+
+	forgetMu sync.Mutex
+	forget   []any // cluster: unconfirmed entries to remove with the next round trip
 }
 
 type compiledRule struct {
@@ -211,8 +222,10 @@ func (e *Engine) Evaluate(ctx context.Context, pa messages.ProductAction, user U
 // to emit, in input order. A rule emits at most once per action ever (a replay or a retry emits
 // nothing again); with every, at most once per user in that period of event time, across
 // replicas. Dwell rules emit nothing here: their pageview starts a wait that Tick decides.
-// Anonymous users emit nothing and are counted. Every Redis step of the batch is pipelined: at
-// most three round trips, none when nothing matches and no rule has a dwell.
+// Anonymous users emit nothing and are counted; so does a user known by an email hash only
+// unless RememberContact gave the hash a contact, whose ids the event then carries (resolved in
+// the same script call that claims it). The Redis work of the batch is one round trip (on a
+// cluster, two when something matches), none when nothing matches and no rule has a dwell.
 //
 // On error nothing is lost: events already claimed are returned again by Tick after the lease.
 func (e *Engine) EvaluateBatch(ctx context.Context, inputs []Input) ([]messages.IntercomEvent, error) {
@@ -282,6 +295,7 @@ func (e *Engine) Tick(ctx context.Context, now time.Time) ([]messages.IntercomEv
 	wall := e.clock()
 	cutoff := now.Add(-e.cfg.DwellGrace).UnixMilli()
 	rt := e.newRoundTrip()
+	e.queueForget(ctx, rt)
 	var due *redis.StringSliceCmd
 	if e.hasDwell {
 		due = rt.pipe.ZRangeByScore(ctx, dueKey, &redis.ZRangeBy{

@@ -309,6 +309,10 @@ func testIdentifiers(t *testing.T, newRig backend) {
 	if u := UserFromIdentity(messages.Identity{UserID: "jane@example.com"}); !u.Anonymous() {
 		t.Errorf("an email as user id made a user: %+v", u)
 	}
+	// A user known by an email hash only emits for the contact remembered for it.
+	if err := e.RememberContact(r.ctx, Contact{EmailHash: hash, ContactID: "66f1c0d2e4b0a91f3c2d7e99"}); err != nil {
+		t.Fatal(err)
+	}
 	got := r.evaluate(e,
 		in(rageClick("rc-contact", 0), User{IntercomUserID: "66f1c0d2e4b0a91f3c2d7e10"}),
 		in(rageClick("rc-hash", 0), User{EmailHash: hash}),
@@ -318,10 +322,11 @@ func testIdentifiers(t *testing.T, newRig backend) {
 		t.Fatalf("three users emitted %d events", len(got))
 	}
 	if got[0].IntercomUserID == "" || got[0].UserID != "" || got[1].EmailHash != hash || got[1].UserID != "" ||
+		got[1].IntercomUserID != "66f1c0d2e4b0a91f3c2d7e99" ||
 		got[2].UserID != "usr_1" || got[2].IntercomUserID == "" || got[2].EmailHash != hash {
 		t.Errorf("identifiers: %+v", got)
 	}
-	for i, want := range []string{"66f1c0d2e4b0a91f3c2d7e10", hash, "usr_1"} {
+	for i, want := range []string{"66f1c0d2e4b0a91f3c2d7e10", "66f1c0d2e4b0a91f3c2d7e99", "usr_1"} {
 		if k := EventKey(&got[i]); k != want {
 			t.Errorf("EventKey of event %d = %q, want %q", i, k, want)
 		}

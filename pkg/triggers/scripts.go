@@ -20,135 +20,104 @@ const (
 // The scripts take the work of many users or sessions in one call: on a single server one call
 // serves a whole batch; on a cluster each call carries the keys of one hash tag only.
 
-// luaClaim decides, for each (rule, action), whether it emits: not when decided before (any
-// marker), not when the rule's every holds (the limiter's last emission is closer than every
-// in event time, either way), otherwise it records the emission in the limiter and stores the
-// event in an unconfirmed marker with a lease. A marker and its limiter share the user's tag.
-// On a single server the call also lists each emission in the unconfirmed set (the last key);
-// on a cluster the caller listed every claim there beforehand.
+// luaEvaluate does the Redis work of an evaluation in one call: it decides claims and follows
+// sessions' pages (either part may be empty). On a cluster each call keeps to one hash tag: a
+// user's claims, or one session.
 //
-// KEYS: per claim, marker and limiter; then, on a single server, the unconfirmed set.
-// ARGV: lease_until_ms, marker_ttl_ms, then per claim: action id, event ms, every ms, event JSON.
-// Returns per claim: "fire", "limited" or "dup:<state>".
-const luaClaim = `
-local lease, ttl = ARGV[1], tonumber(ARGV[2])
-local n = math.floor(#KEYS / 2)
-local uk = nil
-if #KEYS % 2 == 1 then uk = KEYS[#KEYS] end
+// Claims: for each (rule, action), whether it emits: not when decided before (any marker), not
+// when the user is known by an email hash only and no contact was remembered for it (the claim
+// is not decided, so a later evaluation may emit once the contact is known), not when the rule's
+// every holds (the limiter's last emission is closer than every in event time, either way);
+// otherwise it records the emission in the limiter and stores the event in an unconfirmed marker
+// with a lease, with the contact's ids when it resolved one. A marker, its limiter and the
+// contact share the user's tag. On a single server the call also lists each emission in the
+// unconfirmed set; on a cluster the caller listed every claim there beforehand.
+//
+// KEYS: per claim, marker, limiter and contact; then per session its page hash; then, on a single
+// server, the unconfirmed set and the due set.
+// ARGV: n_claims, n_sessions, lease_until_ms, marker_ttl_ms, page_ttl_ms, "1" when the last two
+// keys are the sets; then per claim: action id, event ms, every ms, "1" to resolve the user's
+// contact, event JSON; then per session its page events (see the pages part below).
+// Returns per claim: "fire" (resolved: "fire", US, external id, US, contact id), "limited",
+// "unknown" or "dup:<state>".
+//
+// Pages: a session hash holds the current page ("cur": its pageview's action id, empty after a
+// pageleave; "cur_t": the newest page event's ms; "cur_p": 1 when the current page has pending
+// dwell rules), each pending dwell rule ("p|<rule>|<pageview>": due ms, "e|<rule>|<pageview>":
+// the event JSON) and when a page with pending rules ended ("end|<pageview>": the earliest page
+// event after it). A page event newer than cur_t ends the current page and, if a pageview, opens
+// its own; an older one, or a repeat of the current pageview, changes nothing. Only a pageview
+// that starts dwell rules creates a hash, and a hash with nothing pending is deleted, so most
+// sessions have none: the sessions of a call that start nothing cost one EXISTS of them all. On a
+// single server the call also schedules each start in the due set; on a cluster the caller
+// scheduled them beforehand. A session's page events are one string: "1" when some event starts
+// a dwell rule, else "0", then its page events in event-time order, each ended by RS (\x1e), with
+// fields ended by US (\x1f): action id, event ms, "v" (pageview) or "l" (pageleave), then per rule
+// it starts: rule, due ms, due-set member, event JSON. (Ids with control characters never get
+// here; JSON escapes them.)
+const luaEvaluate = `
+local nc, ns = tonumber(ARGV[1]), tonumber(ARGV[2])
+local lease, ttl, pttl = ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local uk, dk = nil, nil
+if ARGV[6] == '1' then uk, dk = KEYS[#KEYS - 1], KEYS[#KEYS] end
 local out = {}
-for i = 1, n do
-  local mk, lk = KEYS[2 * i - 1], KEYS[2 * i]
-  local a = 2 + (i - 1) * 4
-  local aid, t, every, ev = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4]
+for i = 1, nc do
+  local mk, lk, ck = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local a = 6 + (i - 1) * 5
+  local aid, t, every, resolve, ev = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4] == '1', ARGV[a + 5]
   local st = redis.call('HGET', mk, 'st')
   if st then
     out[i] = 'dup:' .. st
   else
-    local limited = false
-    if every > 0 then
-      local last = tonumber(redis.call('HGET', lk, 't'))
-      if last and math.abs(t - last) < every then
-        limited = true
-      else
-        if last == nil or t > last then redis.call('HSET', lk, 't', t, 'a', aid) end
-        redis.call('PEXPIRE', lk, 2 * every + 60000)
-      end
+    local x, c = '', ''
+    if resolve then
+      local ct = redis.call('HMGET', ck, 'x', 'c')
+      x, c = ct[1] or '', ct[2] or ''
     end
-    if limited then
-      redis.call('HSET', mk, 'st', 's')
-      out[i] = 'limited'
+    if resolve and x == '' and c == '' then
+      out[i] = 'unknown'
     else
-      redis.call('HSET', mk, 'st', 'u', 'lease', lease, 'n', 0, 'ev', ev)
-      if uk then redis.call('ZADD', uk, lease, mk) end
-      out[i] = 'fire'
-    end
-    redis.call('PEXPIRE', mk, ttl)
-  end
-end
-return out
-`
-
-// luaConfirm marks unconfirmed markers confirmed and drops their stored events.
-//
-// KEYS: markers. Returns how many it confirmed.
-const luaConfirm = `
-local n = 0
-for _, mk in ipairs(KEYS) do
-  if redis.call('HGET', mk, 'st') == 'u' then
-    redis.call('HSET', mk, 'st', 'c')
-    redis.call('HDEL', mk, 'ev', 'lease', 'n')
-    n = n + 1
-  end
-end
-return n
-`
-
-// luaRecover handles entries of the unconfirmed set: a marker still unconfirmed after its lease
-// is leased again and its event returned, unless it was emitted too often already.
-//
-// KEYS: markers. ARGV: now_ms, new_lease_ms, max_redeliveries.
-// Returns per marker {"again", event}, {"leased", lease_ms}, {"gaveup", event} or {"done"}.
-const luaRecover = `
-local now, newlease, maxn = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local out = {}
-for i, mk in ipairs(KEYS) do
-  if redis.call('HGET', mk, 'st') ~= 'u' then
-    out[i] = {'done'}
-  else
-    local lease = tonumber(redis.call('HGET', mk, 'lease')) or 0
-    if lease > now then
-      out[i] = {'leased', tostring(lease)}
-    else
-      local ev = redis.call('HGET', mk, 'ev') or ''
-      if redis.call('HINCRBY', mk, 'n', 1) > maxn then
-        redis.call('HSET', mk, 'st', 'x')
-        redis.call('HDEL', mk, 'ev', 'lease')
-        out[i] = {'gaveup', ev}
-      else
-        redis.call('HSET', mk, 'lease', newlease)
-        out[i] = {'again', ev}
+      local limited = false
+      if every > 0 then
+        local last = tonumber(redis.call('HGET', lk, 't'))
+        if last and math.abs(t - last) < every then
+          limited = true
+        else
+          if last == nil or t > last then redis.call('HSET', lk, 't', t, 'a', aid) end
+          redis.call('PEXPIRE', lk, 2 * every + 60000)
+        end
       end
+      if limited then
+        redis.call('HSET', mk, 'st', 's')
+        out[i] = 'limited'
+      else
+        if resolve then
+          redis.call('HSET', mk, 'st', 'u', 'lease', lease, 'n', 0, 'ev', ev, 'x', x, 'c', c)
+          out[i] = 'fire\31' .. x .. '\31' .. c
+        else
+          redis.call('HSET', mk, 'st', 'u', 'lease', lease, 'n', 0, 'ev', ev)
+          out[i] = 'fire'
+        end
+        if uk then redis.call('ZADD', uk, lease, mk) end
+      end
+      redis.call('PEXPIRE', mk, ttl)
     end
   end
 end
-return out
-`
+if ns == 0 then return out end
 
-// luaPage follows sessions' pages for dwell rules. A session hash holds the current page ("cur":
-// its pageview's action id, empty after a pageleave; "cur_t": the newest page event's ms;
-// "cur_p": 1 when the current page has pending dwell rules), each pending dwell rule
-// ("p|<rule>|<pageview>": due ms, "e|<rule>|<pageview>": the event JSON) and when a page with
-// pending rules ended ("end|<pageview>": the earliest page event after it). A page event newer
-// than cur_t ends the current page and, if a pageview, opens its own; an older one, or a repeat
-// of the current pageview, changes nothing. Only a pageview that starts dwell rules creates a
-// hash, and a hash with nothing pending is deleted, so most sessions have none: a call whose
-// sessions start nothing costs one EXISTS of them all. On a single server the call also
-// schedules each start in the due set (the last key); on a cluster the caller scheduled them
-// beforehand.
-//
-// KEYS: session hashes; then, on a single server, the due set.
-// ARGV: ttl_ms, then per session one string: "1" when some event starts a dwell rule, else "0",
-// then its page events in event-time order, each ended by RS (\x1e), with fields ended by US
-// (\x1f): action id, event ms, "v" (pageview) or "l" (pageleave), then per rule it starts: rule,
-// due ms, due-set member, event JSON. (Ids with control characters never get here; JSON escapes
-// them.)
-// Returns the number of dwell rules started.
-const luaPage = `
-local ttl = ARGV[1]
-local dk = nil
-if #KEYS > #ARGV - 1 then dk = KEYS[#KEYS] end
-local started = 0
+local k0, a0 = 3 * nc, 6 + 5 * nc
 local todo, others = {}, {}
-for s = 1, #ARGV - 1 do
-  if string.byte(ARGV[s + 1], 1) == 49 then todo[#todo + 1] = s else others[#others + 1] = KEYS[s] end
+for s = 1, ns do
+  if string.byte(ARGV[a0 + s], 1) == 49 then todo[#todo + 1] = s else others[#others + 1] = KEYS[k0 + s] end
 end
 -- Sessions that start nothing matter only if they have page state, and usually none has.
 if #others > 0 and redis.call('EXISTS', unpack(others)) > 0 then
   todo = {}
-  for s = 1, #ARGV - 1 do todo[s] = s end
+  for s = 1, ns do todo[s] = s end
 end
 for _, s in ipairs(todo) do
-  local key, events = KEYS[s], ARGV[s + 1]
+  local key, events = KEYS[k0 + s], ARGV[a0 + s]
   local cur = redis.call('HMGET', key, 'cur', 'cur_t', 'cur_p')
   local curid, curt, curp = cur[1] or '', tonumber(cur[2]), cur[3] == '1'
   if curt ~= nil or string.byte(events, 1) == 49 then
@@ -170,7 +139,6 @@ for _, s in ipairs(todo) do
           for j = 4, #f, 4 do
             redis.call('HSET', key, 'p|' .. f[j] .. '|' .. id, f[j + 1], 'e|' .. f[j] .. '|' .. id, f[j + 3])
             if dk then redis.call('ZADD', dk, 'NX', f[j + 1], f[j + 2]) end
-            started = started + 1
           end
           curp = true
         end
@@ -182,12 +150,67 @@ for _, s in ipairs(todo) do
       if not curp and redis.call('HLEN', key) <= 3 then
         redis.call('DEL', key) -- nothing pending: nothing to follow
       else
-        redis.call('PEXPIRE', key, ttl)
+        redis.call('PEXPIRE', key, pttl)
       end
     end
   end
 end
-return started
+return out
+`
+
+// luaConfirm marks unconfirmed markers confirmed and drops their stored events, and, on a single
+// server, removes them from the unconfirmed set (the last key).
+//
+// KEYS: markers, then on a single server the unconfirmed set. ARGV: "1" when the last key is the
+// set. Returns how many it confirmed.
+const luaConfirm = `
+local nk = #KEYS
+local uk = nil
+if ARGV[1] == '1' then uk = KEYS[nk]; nk = nk - 1 end
+local n = 0
+for i = 1, nk do
+  local mk = KEYS[i]
+  if redis.call('HGET', mk, 'st') == 'u' then
+    redis.call('HSET', mk, 'st', 'c')
+    redis.call('HDEL', mk, 'ev', 'lease', 'n')
+    n = n + 1
+  end
+  if uk then redis.call('ZREM', uk, mk) end
+end
+return n
+`
+
+// luaRecover handles entries of the unconfirmed set: a marker still unconfirmed after its lease
+// is leased again and its event returned, unless it was emitted too often already.
+//
+// KEYS: markers. ARGV: now_ms, new_lease_ms, max_redeliveries.
+// Returns per marker {"again", event, external id, contact id} (the ids of the contact the claim
+// resolved, "" when none), {"leased", lease_ms}, {"gaveup", event} or {"done"}.
+const luaRecover = `
+local now, newlease, maxn = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local out = {}
+for i, mk in ipairs(KEYS) do
+  if redis.call('HGET', mk, 'st') ~= 'u' then
+    out[i] = {'done'}
+  else
+    local lease = tonumber(redis.call('HGET', mk, 'lease')) or 0
+    if lease > now then
+      out[i] = {'leased', tostring(lease)}
+    else
+      local ev = redis.call('HGET', mk, 'ev') or ''
+      if redis.call('HINCRBY', mk, 'n', 1) > maxn then
+        redis.call('HSET', mk, 'st', 'x')
+        redis.call('HDEL', mk, 'ev', 'lease')
+        out[i] = {'gaveup', ev}
+      else
+        redis.call('HSET', mk, 'lease', newlease)
+        local ids = redis.call('HMGET', mk, 'x', 'c')
+        out[i] = {'again', ev, ids[1] or '', ids[2] or ''}
+      end
+    end
+  end
+end
+return out
 `
 
 // luaDecide gives the verdict on due dwell rules: "fire" when the page lasted past the rule's
@@ -271,17 +294,16 @@ return 0
 
 // scripts holds the compiled scripts of an Engine.
 type scripts struct {
-	claim, confirm, recover, page, decide, settle *redis.Script
+	evaluate, confirm, recover, decide, settle *redis.Script
 }
 
 func newScripts() scripts {
 	return scripts{
-		claim:   redis.NewScript(luaClaim),
-		confirm: redis.NewScript(luaConfirm),
-		recover: redis.NewScript(luaRecover),
-		page:    redis.NewScript(luaPage),
-		decide:  redis.NewScript(luaDecide),
-		settle:  redis.NewScript(luaSettle),
+		evaluate: redis.NewScript(luaEvaluate),
+		confirm:  redis.NewScript(luaConfirm),
+		recover:  redis.NewScript(luaRecover),
+		decide:   redis.NewScript(luaDecide),
+		settle:   redis.NewScript(luaSettle),
 	}
 }
 
