@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -73,5 +74,52 @@ func TestTriggerRulesPostDataEventsForTheUser(t *testing.T) {
 	}
 	if len(p.Fake.Events()) != 2 {
 		t.Fatalf("data events = %+v, want only the two rules' events", p.Fake.Events())
+	}
+}
+
+// A user the product knows only by email (no user id, an anonymous distinct id) reaches Intercom's
+// data events as the contact their conversation named, never by the address itself.
+func TestTriggerRulesReachAUserKnownOnlyByEmail(t *testing.T) {
+	rules, err := filepath.Abs(filepath.Join("testdata", "triggers.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, "THREADLINE_TRIGGERS_FILE="+rules)
+	const email = "lena.marsh@example.org"
+	conv := p.Fake.CreateConversation(fakeintercom.ContactSpec{Email: email, Role: "lead"},
+		"<p>The pay button does nothing</p>", "https://app.acme.dev/checkout", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := p.Fake.DeliverWebhook(ctx, p.IngestURL+"/webhooks/intercom", "conversation.user.created", conv.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The linker has handled the conversation (and learned its contact) once every stage caught up.
+	p.waitSettled(t)
+
+	at := time.Now().Add(-5 * time.Second).UTC()
+	ev, err := json.Marshal(map[string]any{
+		"event": "$rageclick", "distinct_id": "anon-7f3c", "uuid": demo.NewUUIDv7(at),
+		"timestamp": at.Format(time.RFC3339Nano),
+		"properties": map[string]any{
+			"$session_id": "sess-email-only", "$current_url": "https://app.acme.dev/checkout",
+			"$set": map[string]any{"email": email},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.produceRaw(t, "anon-7f3c", ev)
+	waitUntil(t, 60*time.Second, "a data event in Intercom", p, func() bool { return len(p.Fake.Events()) >= 1 })
+	p.waitSettled(t)
+
+	got := p.Fake.Events()
+	if len(got) != 1 || got[0].EventName != "rage-clicked" {
+		t.Fatalf("data events = %+v, want one rage-clicked", got)
+	}
+	if got[0].ContactID != conv.ContactIDs[0] {
+		t.Fatalf("event for contact %q, want the conversation's contact %q", got[0].ContactID, conv.ContactIDs[0])
+	}
+	if got[0].CreatedAt != at.Unix() {
+		t.Fatalf("created_at %d, want the action's time %d", got[0].CreatedAt, at.Unix())
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -34,6 +33,7 @@ type Triggers interface {
 	EvaluateBatch(ctx context.Context, in []triggers.Input) ([]messages.IntercomEvent, error)
 	Tick(ctx context.Context, now time.Time) ([]messages.IntercomEvent, error)
 	Confirm(ctx context.Context, evs []messages.IntercomEvent) error
+	RememberContact(ctx context.Context, contacts ...triggers.Contact) error
 	NewestEventTime() time.Time
 }
 
@@ -133,7 +133,7 @@ func (l *Linker) emit(ctx context.Context, evs []messages.IntercomEvent) error {
 	}
 	recs := make([]*kgo.Record, len(evs))
 	for i := range evs {
-		b, err := json.Marshal(evs[i])
+		b, err := messages.Marshal(evs[i])
 		if err != nil {
 			return fmt.Errorf("linker: encode data event: %w", err)
 		}
@@ -189,6 +189,13 @@ func (l *Linker) handleEvents(ctx context.Context, recs []*kgo.Record) error {
 }
 
 func (l *Linker) apply(ctx context.Context, ev messages.ConversationEvent) error {
+	// A contact known by its email hash lets trigger rules reach a user whose actions carry only
+	// that hash.
+	if l.triggers != nil && ev.EmailHash != "" {
+		if err := l.triggers.RememberContact(ctx, triggers.ContactFromEvent(ev)); err != nil {
+			return fmt.Errorf("linker: triggers: %w", err)
+		}
+	}
 	l.linkOrder.Lock()
 	defer l.linkOrder.Unlock()
 	out, err := l.store.Apply(ctx, ev)
@@ -224,7 +231,7 @@ func (l *Linker) produce(ctx context.Context, out []messages.ConversationActions
 	}
 	recs := make([]*kgo.Record, len(out))
 	for i, ca := range out {
-		b, err := json.Marshal(ca)
+		b, err := messages.Marshal(ca)
 		if err != nil {
 			return fmt.Errorf("linker: encode: %w", err)
 		}

@@ -184,18 +184,16 @@ func (a *IntercomNotes) FindNote(ctx context.Context, conversationID, ref string
 	return "", false, a.after(ctx, nil)
 }
 
-// CreateEvent posts a data event; the user is named by the external id Intercom knows them by.
+// CreateEvent posts a data event; the user is named by the external id Intercom knows them by,
+// else by their Intercom contact id (a lead, or a user known to Threadline only by an email hash).
 func (a *IntercomNotes) CreateEvent(ctx context.Context, ev messages.IntercomEvent) error {
-	user := ev.UserID
-	if user == "" {
-		user = ev.IntercomUserID
+	de := intercom.DataEvent{EventName: ev.EventName, CreatedAt: time.Unix(ev.CreatedAt, 0), Metadata: ev.Metadata}
+	if ev.UserID != "" {
+		de.UserID = ev.UserID
+	} else {
+		de.ContactID = ev.IntercomUserID
 	}
-	return a.after(ctx, a.c.CreateEvent(ctx, intercom.DataEvent{
-		EventName: ev.EventName,
-		CreatedAt: time.Unix(ev.CreatedAt, 0),
-		UserID:    user,
-		Metadata:  ev.Metadata,
-	}))
+	return a.after(ctx, a.c.CreateEvent(ctx, de))
 }
 
 // Redact redacts one part.

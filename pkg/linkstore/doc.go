@@ -46,8 +46,8 @@
 //
 // # Key layout
 //
-// Every key starts with "tl:" and carries a hash tag; each script touches the keys of one tag
-// only, so all scripts are Redis Cluster safe. Every key has a TTL.
+// Every key starts with "tl:" and carries a hash tag; on Redis Cluster each script call touches
+// the keys of one tag only. Every key has a TTL.
 //
 //	tl:{s:<session>}:links   hash  conversation id → link entry (state, closed at, activity,
 //	                               workspace, version, registered flag)            SessionTTL
@@ -66,11 +66,16 @@
 //
 // # Scripts
 //
-// route (session tag): the "buffer or forward" decision for a run of one session's actions. It
-// skips actions already decided (returning the stored decision), applies conversations offered
-// by the session's identities (version-checked), flushes the buffer if that made a conversation
-// eligible, then forwards each action to its target conversations or buffers it, trims the
-// buffer by window and cap, and stores every decision. It decides before it writes: sessions
+// route (session tag): the "buffer or forward" decision for a run of one session's actions. A
+// poll batch is one pipelined round trip of route calls: on Redis Cluster one call per session,
+// on a single server one call carries many sessions (up to 500 actions), one after the other,
+// so the per-call cost of a script is paid per batch rather than per session (a server that
+// refuses keys of several hash slots in one call, as a proxy in front of a sharded Redis does,
+// turns that off for the Store's life). For each session it skips actions already decided
+// (returning the stored decision), applies conversations offered by the session's identities
+// (version-checked), flushes the buffer if that made a conversation eligible, then forwards each
+// action to its target conversations or buffers it, trims the buffer by window and cap, and
+// stores every decision. It decides before it writes: sessions
 // believed linked are sent without the actions' JSON (which only buffering needs), and if one
 // must buffer after all the script writes nothing and asks for the JSON, and the call is sent
 // again. Links it made itself are reported until registered on the conversation.
@@ -81,7 +86,8 @@
 // eligible and stores the flushed batch. Without flushing it also confirms a registration.
 //
 // identitySeen (identity tag): records the action's session as the identity's active one and
-// returns the identity's open conversations, claiming pending ones.
+// returns the identity's open conversations, claiming pending ones. Its calls are packed as
+// route's are: one identity per call on Redis Cluster, many on a single server.
 //
 // identityRegister (identity tag): writes a conversation's entry (version-checked) and returns
 // the active session; an open conversation without one becomes pending.

@@ -65,170 +65,190 @@ local function batchjson(c, ws, keep)
 end
 `
 
-// luaRoute is the "buffer or forward" decision for one session's actions of a poll batch. It
-// decides everything before it writes anything: when an action must be buffered and its JSON was
-// not sent (the caller expected the session to be linked), it returns {-1} having written nothing,
-// and the caller sends the call again with the JSON.
+// luaRoute is the "buffer or forward" decision for runs of sessions' actions of a poll batch,
+// one session after the other: on Redis Cluster a call holds one session (its keys share the
+// session's hash tag), on a single server it may hold many. For each session it decides
+// everything before it writes anything: when an action must be buffered and its JSON was not
+// sent (the caller expected the session to be linked), that session's reply is {-1} and nothing
+// of it is written, and the caller sends it again with the JSON.
 //
-// KEYS: links, buf, acts, ids of one session.
-// ARGV: window_ms, cap, buf_ttl_ms, session_ttl_ms, grace_ms, policy,
+// A session's decisions are one hash. Redis stores a small hash as a list that each lookup scans
+// from end to end (up to hash-max-listpack-entries, 512 by default, fields), which would make a
+// long session's every action dearer; once it holds more than 128 decisions the script adds a
+// field with a value longer than hash-max-listpack-value (64 bytes by default), which turns it
+// into a hash table for good.
+//
+// KEYS, per session: links, buf, acts, ids.
+// ARGV: window_ms, cap, buf_ttl_ms, session_ttl_ms, grace_ms, policy, nsess, then per session:
 // ncand, (conv, entry)*, nids, (identity key)*, nact, (action id, event_ms, kind, action json or empty)*.
-// Returns {buffered, dropped_window, dropped_cap, flushed, forwarded, {unregistered conv}*,
-// {decision}* (one per action)}, or {-1}.
+// Returns one reply per session: {buffered, dropped_window, dropped_cap, flushed, forwarded,
+// {unregistered conv}*, {decision}* (one per action)}, or {-1}.
 const luaRoute = luaPrelude + `
 local window, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
 local bufttl, ttl, grace, policy = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local i = 7
-local ncand = tonumber(ARGV[i]); i = i + 1
-local cands = {}
-for n = 1, ncand do cands[n] = {ARGV[i], ARGV[i + 1]}; i = i + 2 end
-local nids = tonumber(ARGV[i]); i = i + 1
-local ids = {}
-for n = 1, nids do ids[n] = ARGV[i]; i = i + 1 end
-local nact = tonumber(ARGV[i]); i = i + 1
-local acts, actids = {}, {}
-for n = 1, nact do
-  acts[n] = {ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]}
-  actids[n] = ARGV[i]
-  i = i + 4
-end
+local tablemark = string.rep('~', 256)
 
--- Decide, in memory.
-local dec = {}
-local first = nil
-if nact > 0 then
-  local prev = redis.call('HMGET', KEYS[3], unpack(actids))
+local function route(klinks, kbuf, kacts, kids, cands, ids, acts, actids)
+  local nact = #acts
+  -- Decide, in memory.
+  local dec = {}
+  local first = nil
+  local prev = redis.call('HMGET', kacts, unpack(actids))
   local seen = {}
   for n = 1, nact do
+    local id = actids[n]
     if prev[n] then
       dec[n] = prev[n]
-    elseif seen[actids[n]] then
+    elseif seen[id] then
       dec[n] = ''
     else
-      seen[actids[n]] = true
+      seen[id] = true
       dec[n] = false
       if first == nil then first = n end
     end
   end
-end
 
-local links, order = {}, {}
-local raw = redis.call('HGETALL', KEYS[1])
-for n = 1, #raw, 2 do
-  links[raw[n]] = cjson.decode(raw[n + 1])
-  order[#order + 1] = raw[n]
-end
-
-local changed = {}
-if first ~= nil then
-  for _, cd in ipairs(cands) do
-    local c = cd[1]
-    local e = cjson.decode(cd[2])
-    local old = links[c]
-    if old == nil or tonumber(e.v) > tonumber(old.v) then
-      e.pu = nil
-      e.upd = nil
-      if old == nil then order[#order + 1] = c else e.r = old.r end
-      links[c] = e
-      changed[#changed + 1] = c
-    end
+  local links, order = {}, {}
+  local raw = redis.call('HGETALL', klinks)
+  for n = 1, #raw, 2 do
+    links[raw[n]] = cjson.decode(raw[n + 1])
+    order[#order + 1] = raw[n]
   end
-end
-table.sort(order)
 
-local flushto = {}
-if #changed > 0 then flushto = targets(links, order, acts[first][2], grace, policy) end
--- Targets depend on event time only through closed conversations' grace.
-local timeless = true
-for _, c in ipairs(order) do
-  if links[c].st == 'closed' then timeless = false end
-end
-local tgs = {}
-local fixed = nil
-if #order == 0 then fixed = {} elseif timeless then fixed = targets(links, order, 0, grace, policy) end
-for n = 1, nact do
-  if dec[n] == false and acts[n][3] ~= 'i' then
-    local tg = fixed
-    if tg == nil then tg = targets(links, order, acts[n][2], grace, policy) end
-    if #tg == 0 and acts[n][4] == '' then return {-1} end
-    tgs[n] = tg
-  end
-end
-
--- Write.
-for _, c in ipairs(changed) do redis.call('HSET', KEYS[1], c, cjson.encode(links[c])) end
-
-local dropw, dropc, flushed, forwarded, buffered = 0, 0, 0, 0, 0
-local pre = ''
-if #flushto > 0 then
-  local keep, old = drain(KEYS[2], acts[first][2], window)
-  dropw = dropw + old
-  if #keep > 0 then
-    local segs = {}
-    for _, c in ipairs(flushto) do segs[#segs + 1] = batchjson(c, links[c].ws, keep) end
-    pre = '"p":[' .. table.concat(segs, ',') .. ']'
-    flushed = #keep * #flushto
-  end
-end
-
-local fcache = {}
-local hargs = {}
-for n = 1, nact do
-  if dec[n] == false then
-    local a = acts[n]
-    local tg = tgs[n]
-    local body = ''
-    local d
-    if tg == nil then
-      d = 'i'
-    elseif #tg == 0 then
-      redis.call('ZADD', KEYS[2], a[2], a[4])
-      buffered = buffered + 1
-      d = 'b'
-    else
-      body = fcache[tg]
-      if body == nil then
-        local segs = {}
-        for _, c in ipairs(tg) do segs[#segs + 1] = '[' .. jstr(c) .. ',' .. jstr(links[c].ws) .. ']' end
-        body = '"f":[' .. table.concat(segs, ',') .. ']'
-        fcache[tg] = body
-        fcache[body] = '{' .. body .. '}'
+  local changed = {}
+  if first ~= nil then
+    for _, cd in ipairs(cands) do
+      local c = cd[1]
+      local e = cjson.decode(cd[2])
+      local old = links[c]
+      if old == nil or tonumber(e.v) > tonumber(old.v) then
+        e.pu = nil
+        e.upd = nil
+        if old == nil then order[#order + 1] = c else e.r = old.r end
+        links[c] = e
+        changed[#changed + 1] = c
       end
-      forwarded = forwarded + #tg
-      d = fcache[body]
     end
-    if n == first and pre ~= '' then
-      if body == '' then d = '{' .. pre .. '}' else d = '{' .. pre .. ',' .. body .. '}' end
-    end
-    dec[n] = d
-    hargs[#hargs + 1] = a[1]
-    hargs[#hargs + 1] = d
   end
+  table.sort(order)
+
+  local flushto = {}
+  if #changed > 0 then flushto = targets(links, order, acts[first][1], grace, policy) end
+  -- Targets depend on event time only through closed conversations' grace.
+  local timeless = true
+  for _, c in ipairs(order) do
+    if links[c].st == 'closed' then timeless = false end
+  end
+  local tgs = {}
+  local fixed = nil
+  if #order == 0 then fixed = {} elseif timeless then fixed = targets(links, order, 0, grace, policy) end
+  for n = 1, nact do
+    if dec[n] == false and acts[n][2] ~= 'i' then
+      local tg = fixed
+      if tg == nil then tg = targets(links, order, acts[n][1], grace, policy) end
+      if #tg == 0 and acts[n][3] == '' then return {-1} end
+      tgs[n] = tg
+    end
+  end
+
+  -- Write.
+  for _, c in ipairs(changed) do redis.call('HSET', klinks, c, cjson.encode(links[c])) end
+
+  local dropw, dropc, flushed, forwarded, buffered = 0, 0, 0, 0, 0
+  local pre = ''
+  if #flushto > 0 then
+    local keep, old = drain(kbuf, acts[first][1], window)
+    dropw = dropw + old
+    if #keep > 0 then
+      local segs = {}
+      for _, c in ipairs(flushto) do segs[#segs + 1] = batchjson(c, links[c].ws, keep) end
+      pre = '"p":[' .. table.concat(segs, ',') .. ']'
+      flushed = #keep * #flushto
+    end
+  end
+
+  local fcache = {}
+  local hargs = {}
+  for n = 1, nact do
+    if dec[n] == false then
+      local a = acts[n]
+      local tg = tgs[n]
+      local body = ''
+      local d
+      if tg == nil then
+        d = 'i'
+      elseif #tg == 0 then
+        redis.call('ZADD', kbuf, a[1], a[3])
+        buffered = buffered + 1
+        d = 'b'
+      else
+        body = fcache[tg]
+        if body == nil then
+          local segs = {}
+          for _, c in ipairs(tg) do segs[#segs + 1] = '[' .. jstr(c) .. ',' .. jstr(links[c].ws) .. ']' end
+          body = '"f":[' .. table.concat(segs, ',') .. ']'
+          fcache[tg] = body
+          fcache[body] = '{' .. body .. '}'
+        end
+        forwarded = forwarded + #tg
+        d = fcache[body]
+      end
+      if n == first and pre ~= '' then
+        if body == '' then d = '{' .. pre .. '}' else d = '{' .. pre .. ',' .. body .. '}' end
+      end
+      dec[n] = d
+      hargs[#hargs + 1] = actids[n]
+      hargs[#hargs + 1] = d
+    end
+  end
+
+  if #hargs > 0 then
+    redis.call('HSET', kacts, unpack(hargs))
+    -- A small hash is a list that every lookup scans; a long value makes it a hash table.
+    if redis.call('HLEN', kacts) > 128 then redis.call('HSETNX', kacts, '~', tablemark) end
+    redis.call('PEXPIRE', kacts, ttl)
+  end
+
+  if #order > 0 then redis.call('PEXPIRE', klinks, ttl) end
+  if buffered > 0 then
+    local top = redis.call('ZRANGE', kbuf, -1, -1, 'WITHSCORES')
+    local ref = tonumber(top[2])
+    dropw = dropw + redis.call('ZREMRANGEBYSCORE', kbuf, '-inf', string.format('(%.0f', ref - window))
+    local card = redis.call('ZCARD', kbuf)
+    if card > cap then dropc = redis.call('ZREMRANGEBYRANK', kbuf, 0, card - cap - 1) end
+    redis.call('PEXPIRE', kbuf, bufttl)
+  end
+  if #ids > 0 then
+    redis.call('SADD', kids, unpack(ids))
+    redis.call('PEXPIRE', kids, ttl)
+  end
+
+  local unreg = {}
+  for _, c in ipairs(order) do
+    if not links[c].r then unreg[#unreg + 1] = c end
+  end
+  return {buffered, dropw, dropc, flushed, forwarded, unreg, dec}
 end
 
-if #hargs > 0 then
-  redis.call('HSET', KEYS[3], unpack(hargs))
-  redis.call('PEXPIRE', KEYS[3], ttl)
+local out = {}
+local i, k = 8, 1
+for s = 1, tonumber(ARGV[7]) do
+  local klinks, kbuf, kacts, kids = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  k = k + 4
+  local cands, ids, acts, actids = {}, {}, {}, {}
+  local ncand = tonumber(ARGV[i]); i = i + 1
+  for n = 1, ncand do cands[n] = {ARGV[i], ARGV[i + 1]}; i = i + 2 end
+  local nids = tonumber(ARGV[i]); i = i + 1
+  for n = 1, nids do ids[n] = ARGV[i]; i = i + 1 end
+  local nact = tonumber(ARGV[i]); i = i + 1
+  for n = 1, nact do
+    actids[n] = ARGV[i]
+    acts[n] = {tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]}
+    i = i + 4
+  end
+  out[s] = route(klinks, kbuf, kacts, kids, cands, ids, acts, actids)
 end
-if #order > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-if buffered > 0 then
-  local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-  local ref = tonumber(top[2])
-  dropw = dropw + redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('(%.0f', ref - window))
-  local card = redis.call('ZCARD', KEYS[2])
-  if card > cap then dropc = redis.call('ZREMRANGEBYRANK', KEYS[2], 0, card - cap - 1) end
-  redis.call('PEXPIRE', KEYS[2], bufttl)
-end
-if nids > 0 then
-  redis.call('SADD', KEYS[4], unpack(ids))
-  redis.call('PEXPIRE', KEYS[4], ttl)
-end
-
-local unreg = {}
-for _, c in ipairs(order) do
-  if not links[c].r then unreg[#unreg + 1] = c end
-end
-return {buffered, dropw, dropc, flushed, forwarded, unreg, dec}
+return out
 `
 
 // luaLink is the "link and flush" step for one session and one conversation (Apply), and the
@@ -276,38 +296,48 @@ end
 return {out, redis.call('SMEMBERS', KEYS[3]), old, n, isnew}
 `
 
-// luaIdentitySeen records that an identity acted in a session and returns the identity's open
-// conversations (claiming pending ones), for RouteBatch.
+// luaIdentitySeen records that identities acted in sessions and returns each identity's open
+// conversations (claiming pending ones), for RouteBatch. Like route, a call holds one identity
+// on Redis Cluster and may hold many on a single server.
 //
-// KEYS: session, conversations of one identity. ARGV: session id, event_ms, now_ms, session_ttl_ms.
-// Returns a flat list of (conv, entry).
+// KEYS, per identity: session, conversations. ARGV: now_ms, session_ttl_ms, then per identity:
+// session id, event_ms.
+// Returns, per identity, a flat list of (conv, entry).
 const luaIdentitySeen = `
-local t, now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local cur = redis.call('HGET', KEYS[1], 't')
-if not cur or t >= tonumber(cur) then
-  redis.call('HSET', KEYS[1], 's', ARGV[1], 't', ARGV[2])
-end
-redis.call('PEXPIRE', KEYS[1], ttl)
-local raw = redis.call('HGETALL', KEYS[2])
-local out = {}
-for n = 1, #raw, 2 do
-  local c, e = raw[n], cjson.decode(raw[n + 1])
-  local stale
-  if e.pu then stale = tonumber(e.pu) < now
-  elseif e.st == 'open' then stale = (tonumber(e.act) or 0) + ttl < now
-  else stale = (tonumber(e.upd) or 0) + ttl < now end
-  if stale then
-    redis.call('HDEL', KEYS[2], c)
-  elseif e.st == 'open' then
-    local j = raw[n + 1]
-    if e.pu then
-      e.pu = nil
-      j = cjson.encode(e)
-      redis.call('HSET', KEYS[2], c, j)
-    end
-    out[#out + 1] = c
-    out[#out + 1] = j
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local function seen(ks, kc, sid, ts)
+  local t = tonumber(ts)
+  local cur = redis.call('HGET', ks, 't')
+  if not cur or t >= tonumber(cur) then
+    redis.call('HSET', ks, 's', sid, 't', ts)
   end
+  redis.call('PEXPIRE', ks, ttl)
+  local raw = redis.call('HGETALL', kc)
+  local out = {}
+  for n = 1, #raw, 2 do
+    local c, e = raw[n], cjson.decode(raw[n + 1])
+    local stale
+    if e.pu then stale = tonumber(e.pu) < now
+    elseif e.st == 'open' then stale = (tonumber(e.act) or 0) + ttl < now
+    else stale = (tonumber(e.upd) or 0) + ttl < now end
+    if stale then
+      redis.call('HDEL', kc, c)
+    elseif e.st == 'open' then
+      local j = raw[n + 1]
+      if e.pu then
+        e.pu = nil
+        j = cjson.encode(e)
+        redis.call('HSET', kc, c, j)
+      end
+      out[#out + 1] = c
+      out[#out + 1] = j
+    end
+  end
+  return out
+end
+local out = {}
+for n = 1, #KEYS / 2 do
+  out[n] = seen(KEYS[2 * n - 1], KEYS[2 * n], ARGV[2 * n + 1], ARGV[2 * n + 2])
 end
 return out
 `

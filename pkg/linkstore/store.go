@@ -2,11 +2,12 @@ package linkstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,8 +20,8 @@ import (
 // ErrInvalidInput marks an action or event the store cannot route; callers dead-letter it.
 var ErrInvalidInput = errors.New("linkstore: invalid input")
 
-// maxActionsPerCall bounds the actions one route script handles; more of one session in a batch
-// are split over several calls, in order, in the same pipeline.
+// maxActionsPerCall bounds the actions one route script call handles; more of one session in a
+// batch are split over several calls, in order, in the same pipeline.
 const maxActionsPerCall = 500
 
 // Store is the linker's Redis state. It is safe for concurrent use, and any number of stores
@@ -33,6 +34,10 @@ type Store struct {
 	now     func() time.Time
 	scripts scripts
 	hints   *hints
+	// packCalls lets one script call hold several sessions or identities: true unless rdb is
+	// a Redis Cluster client, where a call holds the keys of one hash tag only, or the server
+	// refused a packed call (a proxy in front of a sharded Redis answers CROSSSLOT).
+	packCalls atomic.Bool
 }
 
 // New returns a Store on rdb. cfg should have passed Validate; its zero fields take defaults.
@@ -44,7 +49,7 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{
+	s := &Store{
 		rdb:     rdb,
 		cfg:     cfg.withDefaults(),
 		log:     log,
@@ -53,6 +58,9 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 		scripts: newScripts(),
 		hints:   newHints(),
 	}
+	_, cluster := rdb.(*redis.ClusterClient)
+	s.packCalls.Store(!cluster)
+	return s
 }
 
 // CheckAction reports whether RouteBatch can handle a; an error wraps ErrInvalidInput.
@@ -93,14 +101,17 @@ type flushedBatch struct {
 	Actions   []messages.Action `json:"a"`
 }
 
-// routeCall is one route script call: a run of one session's actions.
+// routeCall is a run of one session's actions in a route script call: its keys, its part of
+// the arguments, and its part of the reply.
 type routeCall struct {
 	session    string
 	idx        []int
 	candidates []candidate
 	identities []string // identity keys to add to the session's set
 	withBodies bool
-	call       *scriptCall
+	keys       []string
+	args       []any
+	reply      []any
 }
 
 // sessionWork is the part of a batch that belongs to one session.
@@ -128,8 +139,9 @@ type batch struct {
 }
 
 // RouteBatch handles a poll batch of product actions: it records each action's identities, links
-// sessions to the conversations waiting for them, and buffers or forwards every action, in one
-// script per session (pipelined), keeping order per session. It returns the conversation.actions
+// sessions to the conversations waiting for them, and buffers or forwards every action, keeping
+// order per session. In the steady state (identities recorded within identityRefresh, sessions
+// linked) that is one pipelined round trip of route calls. It returns the conversation.actions
 // to produce, in input order (a pre-conversation batch comes just before the action whose
 // processing flushed it). Running it again on actions it has seen returns the same output for them.
 // Redis errors are returned wrapped, with nothing to produce; the caller retries the batch.
@@ -227,38 +239,84 @@ func (s *Store) group(actions []messages.ProductAction, now time.Time) *batch {
 // recordIdentities runs the identity step of every identity to record and returns, per
 // identity, the conversations it offers.
 func (s *Store) recordIdentities(ctx context.Context, b *batch, now time.Time) (map[string][]candidate, error) {
-	var calls []*scriptCall
 	var ran []*identityWork
 	for _, iw := range b.identities {
-		if !iw.run {
-			continue
+		if iw.run {
+			ran = append(ran, iw)
 		}
-		ik := keysOfIdentity(iw.key)
-		ran = append(ran, iw)
-		calls = append(calls, &scriptCall{
-			script: s.scripts.identitySeen,
-			keys:   []string{ik.session, ik.convs},
-			args:   []any{iw.session, iw.t, now.UnixMilli(), s.cfg.SessionTTL.Milliseconds()},
-		})
+	}
+	groups := s.pack(len(ran), func(int) int { return 1 })
+	calls := make([]*scriptCall, len(groups))
+	for n, g := range groups {
+		keys := make([]string, 0, 2*(g[1]-g[0]))
+		args := make([]any, 0, 2+2*(g[1]-g[0]))
+		args = append(args, now.UnixMilli(), s.cfg.SessionTTL.Milliseconds())
+		for _, iw := range ran[g[0]:g[1]] {
+			ik := keysOfIdentity(iw.key)
+			keys = append(keys, ik.session, ik.convs)
+			args = append(args, iw.session, iw.t)
+		}
+		calls[n] = &scriptCall{script: s.scripts.identitySeen, keys: keys, args: args}
 	}
 	if err := s.run(ctx, "identity", calls); err != nil {
+		if s.unpack(err) {
+			return s.recordIdentities(ctx, b, now)
+		}
 		return nil, err
 	}
 	offers := make(map[string][]candidate, len(ran))
-	for n, iw := range ran {
-		flat, err := calls[n].cmd.StringSlice()
-		if err != nil {
-			return nil, fmt.Errorf("linkstore: identity %s: unexpected reply: %w", iw.key, err)
+	for n, g := range groups {
+		replies, err := calls[n].cmd.Slice()
+		if err == nil && len(replies) != g[1]-g[0] {
+			err = fmt.Errorf("%d replies for %d identities", len(replies), g[1]-g[0])
 		}
-		for j := 0; j+1 < len(flat); j += 2 {
-			var h entryHead
-			if err := json.Unmarshal([]byte(flat[j+1]), &h); err != nil {
-				return nil, fmt.Errorf("linkstore: identity %s: entry of %s: %w", iw.key, flat[j], err)
+		if err != nil {
+			return nil, fmt.Errorf("linkstore: identity: unexpected reply: %w", err)
+		}
+		for m, iw := range ran[g[0]:g[1]] {
+			flat, err := stringList(replies[m])
+			if err != nil {
+				return nil, fmt.Errorf("linkstore: identity %s: unexpected reply: %w", iw.key, err)
 			}
-			offers[iw.key] = append(offers[iw.key], candidate{conv: flat[j], entry: flat[j+1], v: h.V})
+			for j := 0; j+1 < len(flat); j += 2 {
+				var h entryHead
+				if err := messages.Unmarshal([]byte(flat[j+1]), &h); err != nil {
+					return nil, fmt.Errorf("linkstore: identity %s: entry of %s: %w", iw.key, flat[j], err)
+				}
+				offers[iw.key] = append(offers[iw.key], candidate{conv: flat[j], entry: flat[j+1], v: h.V})
+			}
 		}
 	}
 	return offers, nil
+}
+
+// pack splits n items, of size(i) actions each, into runs [start, end) of consecutive items for
+// one script call each: on Redis Cluster one item per call (a call holds the keys of one hash
+// tag), otherwise as many as fit maxActionsPerCall.
+func (s *Store) pack(n int, size func(i int) int) [][2]int {
+	var runs [][2]int
+	packing := s.packCalls.Load()
+	for start := 0; start < n; {
+		end, total := start+1, size(start)
+		for packing && end < n && total+size(end) <= maxActionsPerCall {
+			total += size(end)
+			end++
+		}
+		runs = append(runs, [2]int{start, end})
+		start = end
+	}
+	return runs
+}
+
+// unpack turns packing off for good when err says the server refused keys of several hash slots
+// in one call, which it does before running the script, and reports whether to send again.
+func (s *Store) unpack(err error) bool {
+	if !strings.Contains(err.Error(), "CROSSSLOT") || !s.packCalls.CompareAndSwap(true, false) {
+		return false
+	}
+	s.log.Warn("Redis refuses keys of several hash slots in one script call: sending one session or identity per call",
+		zap.Error(err))
+	return true
 }
 
 // route runs the route script for every session of the batch. Sessions believed linked go
@@ -285,7 +343,7 @@ func (s *Store) route(ctx context.Context, b *batch, offers map[string][]candida
 	}
 	var again []*routeCall
 	for _, rc := range routes {
-		if isNeedBodies(rc.call.cmd) {
+		if isNeedBodies(rc.reply) {
 			rc.withBodies = true
 			if err := s.buildRouteCall(rc, b); err != nil {
 				return nil, err
@@ -305,7 +363,7 @@ func (s *Store) collect(b *batch, routes []*routeCall) ([]string, map[string][]s
 	decisions := make([]string, len(b.actions))
 	unregistered := make(map[string][]string)
 	for _, rc := range routes {
-		res, err := parseRouteReply(rc.call.cmd)
+		res, err := parseRouteReply(rc.reply)
 		if err != nil {
 			return nil, nil, fmt.Errorf("linkstore: route session %s: %w", rc.session, err)
 		}
@@ -331,12 +389,12 @@ func (s *Store) collect(b *batch, routes []*routeCall) ([]string, map[string][]s
 	return decisions, unregistered, nil
 }
 
-// buildRouteCall builds the route script call of rc.
+// buildRouteCall builds rc's keys and arguments.
 func (s *Store) buildRouteCall(rc *routeCall, b *batch) error {
 	sk := keysOfSession(rc.session)
-	args := make([]any, 0, 9+2*len(rc.candidates)+len(rc.identities)+4*len(rc.idx))
-	args = append(args, s.cfg.BufferWindow.Milliseconds(), s.cfg.BufferMax, s.cfg.BufferTTL.Milliseconds(),
-		s.cfg.SessionTTL.Milliseconds(), s.cfg.ClosedGrace.Milliseconds(), s.cfg.Policy, len(rc.candidates))
+	keys := []string{sk.links, sk.buf, sk.acts, sk.ids}
+	args := make([]any, 0, 3+2*len(rc.candidates)+len(rc.identities)+4*len(rc.idx))
+	args = append(args, len(rc.candidates))
 	for _, c := range rc.candidates {
 		args = append(args, c.conv, c.entry)
 	}
@@ -354,31 +412,65 @@ func (s *Store) buildRouteCall(rc *routeCall, b *batch) error {
 		var body []byte
 		if rc.withBodies && kind == "a" {
 			var err error
-			if body, err = json.Marshal(a.Action); err != nil {
+			if body, err = messages.Marshal(a.Action); err != nil {
 				return fmt.Errorf("linkstore: encode action %s: %w", a.Action.ActionID, err)
 			}
 		}
 		args = append(args, a.Action.ActionID, b.eventMs[i], kind, body)
 	}
-	rc.call = &scriptCall{script: s.scripts.route, keys: []string{sk.links, sk.buf, sk.acts, sk.ids}, args: args}
+	rc.keys, rc.args, rc.reply = keys, args, nil
 	return nil
 }
 
+// runRoutes runs the route script for routes, in order, in one pipeline (see pack).
 func (s *Store) runRoutes(ctx context.Context, routes []*routeCall) error {
-	calls := make([]*scriptCall, len(routes))
-	for n, rc := range routes {
-		calls[n] = rc.call
+	groups := s.pack(len(routes), func(i int) int { return len(routes[i].idx) })
+	calls := make([]*scriptCall, len(groups))
+	for n, g := range groups {
+		nkeys, nargs := 0, 7
+		for _, rc := range routes[g[0]:g[1]] {
+			nkeys += len(rc.keys)
+			nargs += len(rc.args)
+		}
+		keys := make([]string, 0, nkeys)
+		args := make([]any, 0, nargs)
+		args = append(args, s.cfg.BufferWindow.Milliseconds(), s.cfg.BufferMax, s.cfg.BufferTTL.Milliseconds(),
+			s.cfg.SessionTTL.Milliseconds(), s.cfg.ClosedGrace.Milliseconds(), s.cfg.Policy, g[1]-g[0])
+		for _, rc := range routes[g[0]:g[1]] {
+			keys = append(keys, rc.keys...)
+			args = append(args, rc.args...)
+		}
+		calls[n] = &scriptCall{script: s.scripts.route, keys: keys, args: args}
 	}
-	return s.run(ctx, "route", calls)
+	if err := s.run(ctx, "route", calls); err != nil {
+		if s.unpack(err) {
+			return s.runRoutes(ctx, routes)
+		}
+		return err
+	}
+	for n, g := range groups {
+		replies, err := calls[n].cmd.Slice()
+		if err == nil && len(replies) != g[1]-g[0] {
+			err = fmt.Errorf("%d replies for %d sessions", len(replies), g[1]-g[0])
+		}
+		if err != nil {
+			return fmt.Errorf("linkstore: route: unexpected reply: %w", err)
+		}
+		for m, rc := range routes[g[0]:g[1]] {
+			if rc.reply, _ = replies[m].([]any); rc.reply == nil {
+				return fmt.Errorf("linkstore: route session %s: unexpected reply %T", rc.session, replies[m])
+			}
+		}
+	}
+	return nil
 }
 
 // isNeedBodies reports whether a route script asked for the actions' JSON ({-1}).
-func isNeedBodies(cmd *redis.Cmd) bool {
-	v, err := cmd.Slice()
-	if err != nil || len(v) != 1 {
+func isNeedBodies(reply []any) bool {
+	if len(reply) != 1 {
 		return false
 	}
-	n, ok := v[0].(int64)
+	n, ok := reply[0].(int64)
 	return ok && n == -1
 }
 
@@ -427,12 +519,9 @@ type routeReply struct {
 	decisions                                               []string
 }
 
-func parseRouteReply(cmd *redis.Cmd) (routeReply, error) {
+func parseRouteReply(v []any) (routeReply, error) {
 	var r routeReply
-	v, err := cmd.Slice()
-	if err != nil {
-		return r, err
-	}
+	var err error
 	if len(v) != 7 {
 		return r, fmt.Errorf("unexpected reply of %d items", len(v))
 	}
@@ -524,7 +613,8 @@ func (s *Store) registerRouteLinks(ctx context.Context, unregistered map[string]
 
 // buildRouteOutput turns the decisions into messages, in input order.
 func buildRouteOutput(actions []messages.ProductAction, decisions []string) ([]messages.ConversationActions, error) {
-	var out []messages.ConversationActions
+	out := make([]messages.ConversationActions, 0, len(actions))
+	one := make([]messages.Action, 0, len(actions)) // backs every forwarded message's one action
 	parsed := make(map[string]*decision)
 	for i, d := range decisions {
 		if len(d) == 0 || d[0] != '{' {
@@ -533,7 +623,7 @@ func buildRouteOutput(actions []messages.ProductAction, decisions []string) ([]m
 		dec := parsed[d]
 		if dec == nil {
 			dec = new(decision)
-			if err := json.Unmarshal([]byte(d), dec); err != nil {
+			if err := messages.Unmarshal([]byte(d), dec); err != nil {
 				return nil, fmt.Errorf("linkstore: decode decision for action %s: %w", actions[i].Action.ActionID, err)
 			}
 			parsed[d] = dec
@@ -549,13 +639,16 @@ func buildRouteOutput(actions []messages.ProductAction, decisions []string) ([]m
 				Actions:         b.Actions,
 			})
 		}
+		if len(dec.Fwd) > 0 {
+			one = append(one, a.Action)
+		}
 		for _, f := range dec.Fwd {
 			out = append(out, messages.ConversationActions{
 				Version:        messages.Version,
 				ConversationID: f[0],
 				WorkspaceID:    f[1],
 				SessionID:      a.Action.SessionID,
-				Actions:        []messages.Action{a.Action},
+				Actions:        one[len(one)-1 : len(one) : len(one)],
 			})
 		}
 	}

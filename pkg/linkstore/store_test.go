@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/threadline/threadline/pkg/messages"
 	"github.com/threadline/threadline/pkg/testkit/redistest"
+	"github.com/threadline/threadline/pkg/testkit/tooltest"
 )
 
 func singleRedis(t *testing.T) (*redistest.Server, clientFactory) {
@@ -200,4 +203,173 @@ func TestSharedRegistry(t *testing.T) {
 	h.route(a, h.action("s1", "a1", at(1), h.who("u1")))
 	h.route(b, h.action("s2", "b1", at(1), h.who("u2")))
 	h.expectCounter(reg, 2, "threadline_linker_actions_buffered_total")
+}
+
+// roundTrips counts what a client sends: pipelines (round trips) and the EVALSHA commands in them.
+type roundTrips struct{ pipelines, evalshas int }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		r.pipelines++
+		if cmd.Name() == "evalsha" {
+			r.evalshas++
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		r.pipelines++
+		for _, cmd := range cmds {
+			if cmd.Name() == "evalsha" {
+				r.evalshas++
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestSteadyBatchIsOneRoundTrip routes poll batches of linked sessions on a single server. The
+// first records the identities (one call for all) and routes (one call for all sessions); the
+// next, whose identities were recorded lately, is one round trip holding one route call. When one of them must buffer after all (its conversation was deleted meanwhile), only
+// that session is sent again, with its actions' JSON, and every other is decided once.
+func TestSteadyBatchIsOneRoundTrip(t *testing.T) {
+	srv, _ := singleRedis(t)
+	var rt roundTrips
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	rdb.AddHook(&rt)
+	h := newHarness(t, func(testing.TB) redis.UniversalClient { return rdb })
+	s, reg := h.store(Config{})
+	const sessions, perSession = 20, 3
+	batch := func(round int) []messages.ProductAction {
+		var out []messages.ProductAction
+		for i := range sessions * perSession {
+			sid, n := "s"+itoa(i%sessions), itoa(round*1000+i)
+			out = append(out, h.action(sid, "a"+n, at(float64(round)+float64(i)/1000), h.who("u"+itoa(i%sessions))))
+		}
+		return out
+	}
+	for i := range sessions {
+		h.apply(s, h.event("e"+itoa(i), messages.ConvCreated, "c"+itoa(i), at(0), "hint=s"+itoa(i)))
+	}
+	// Load the scripts: the server answers a script it does not know with NOSCRIPT.
+	if err := s.scripts.identitySeen.Load(h.ctx, rdb).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.scripts.route.Load(h.ctx, rdb).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rt = roundTrips{}
+	if out := h.route(s, batch(1)...); len(out) != sessions*perSession {
+		t.Fatalf("first batch: %d messages, want %d", len(out), sessions*perSession)
+	}
+	if rt.pipelines != 2 || rt.evalshas != 2 {
+		t.Fatalf("the first batch took %d round trips and %d script calls, want 2 and 2 (identities, routes)", rt.pipelines, rt.evalshas)
+	}
+
+	rt = roundTrips{}
+	if out := h.route(s, batch(2)...); len(out) != sessions*perSession {
+		t.Fatalf("%d messages, want %d", len(out), sessions*perSession)
+	}
+	if rt.pipelines != 1 || rt.evalshas != 1 {
+		t.Fatalf("a steady batch took %d round trips and %d script calls, want 1 and 1", rt.pipelines, rt.evalshas)
+	}
+
+	h.apply(s, h.event("del", messages.ConvDeleted, "c7", at(2.5)))
+	rt = roundTrips{}
+	out := h.route(s, batch(3)...)
+	if len(out) != (sessions-1)*perSession {
+		t.Fatalf("%d messages, want %d", len(out), (sessions-1)*perSession)
+	}
+	for _, m := range out {
+		if m.SessionID == h.id("s7") {
+			t.Fatalf("an action of the session of the deleted conversation went to %s", m.ConversationID)
+		}
+	}
+	if rt.pipelines != 2 || rt.evalshas != 2 {
+		t.Fatalf("%d round trips and %d script calls, want 2 and 2 (the batch, then s7 with its JSON)", rt.pipelines, rt.evalshas)
+	}
+	h.expectCounter(reg, perSession, "threadline_linker_actions_buffered_total")
+}
+
+// TestLongSessionDecisionsAreAHashTable routes a session more actions than a small hash holds
+// before the store makes its decisions a hash table, whose lookups do not scan.
+func TestLongSessionDecisionsAreAHashTable(t *testing.T) {
+	_, newClient := singleRedis(t)
+	h := newHarness(t, newClient)
+	s, _ := h.store(Config{})
+	var batch []messages.ProductAction
+	for i := range 130 {
+		batch = append(batch, h.action("s1", "a"+itoa(i), at(float64(i)/1000), h.who("u1")))
+	}
+	h.route(s, batch...)
+	rdb := newClient(t)
+	enc, err := rdb.ObjectEncoding(h.ctx, keysOfSession(h.id("s1")).acts).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc != "hashtable" {
+		t.Fatalf("decisions of a session with 130 actions are a %s", enc)
+	}
+	// Repeats are still answered from it.
+	if out := h.route(s, batch[:5]...); len(out) != 0 {
+		t.Fatalf("repeated buffered actions gave %d messages", len(out))
+	}
+}
+
+// TestCrossSlotRefusalTurnsPackingOff talks to a cluster-enabled server through a plain client,
+// as through a proxy in front of a sharded Redis: the server refuses a call holding several
+// sessions (CROSSSLOT), and the store sends one session and one identity per call from then on.
+func TestCrossSlotRefusalTurnsPackingOff(t *testing.T) {
+	tooltest.Need(t, "Debian: apt-get install redis-server", "redis-server")
+	bus, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := redistest.StartProcess(t.TempDir(), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+		"--cluster-port", strconv.Itoa(bus))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	if err := rdb.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(rdb.ClusterInfo(ctx).Val(), "cluster_state:ok"); {
+		if time.Now().After(deadline) {
+			t.Fatal("the one-node cluster never reported cluster_state:ok")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h := newHarness(t, func(testing.TB) redis.UniversalClient { return rdb })
+	s, _ := h.store(Config{})
+	if !s.packCalls.Load() {
+		t.Fatal("a plain client does not pack calls")
+	}
+	for i := range 5 {
+		h.apply(s, h.event("e"+itoa(i), messages.ConvCreated, "c"+itoa(i), at(0), "hint=s"+itoa(i)))
+	}
+	var batch []messages.ProductAction
+	for i := range 10 {
+		batch = append(batch, h.action("s"+itoa(i%5), "a"+itoa(i), at(1+float64(i)/1000), h.who("u"+itoa(i%5))))
+	}
+	out := h.route(s, batch...)
+	if len(out) != len(batch) {
+		t.Fatalf("%d messages for %d linked actions", len(out), len(batch))
+	}
+	for i, m := range out {
+		if m.Actions[0].ActionID != batch[i].Action.ActionID || m.ConversationID != h.id("c"+itoa(i%5)) {
+			t.Fatalf("message %d: %s to %s", i, m.Actions[0].ActionID, m.ConversationID)
+		}
+	}
+	if s.packCalls.Load() {
+		t.Fatal("packing is still on after CROSSSLOT")
+	}
 }
