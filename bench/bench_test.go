@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -79,10 +80,28 @@ func TestCoalescingSettingsBecomeNotewriterEnvironment(t *testing.T) {
 	if err != nil || !slices.Equal(only.Env(), []string{"THREADLINE_NOTES_FLUSH_CONCURRENCY=32"}) {
 		t.Fatalf("default with a setting: %v %v", only.Env(), err)
 	}
-	for _, bad := range []string{"150ms/800ms+=3", "default+flush concurrency=3", "default+x", "1s", "1s/x"} {
+	loaded, err := ParseCoalescing("200ms/500ms+poll-interval=50ms@300x600")
+	if err != nil || loaded.Count != 300 || loaded.Rate != 600 || loaded.MaxWait != 500*time.Millisecond ||
+		!slices.Equal(loaded.Env()[2:], []string{"THREADLINE_NOTES_POLL_INTERVAL=50ms"}) {
+		t.Fatalf("with a load: %+v %v", loaded, err)
+	}
+	for _, bad := range []string{"150ms/800ms+=3", "default+flush concurrency=3", "default+x", "1s", "1s/x",
+		"default@", "default@10", "default@0x5", "default@10x0", "default@ax5"} {
 		if _, err := ParseCoalescing(bad); !errors.Is(err, ErrCoalescing) {
 			t.Errorf("%q: %v, want ErrCoalescing", bad, err)
 		}
+	}
+}
+
+func TestCoalescingBoundIsThePhysics(t *testing.T) {
+	// 2 actions/s per conversation written within 2 s: at least one call per 5 actions.
+	cpa, minWait := CoalescingBound(2, 2*time.Second, 1000, 8000.0/60)
+	if math.Abs(cpa-0.2) > 1e-9 {
+		t.Errorf("calls per action %v, want 0.2", cpa)
+	}
+	// 1,000 conversations on 133.3 calls/s: each can have a note every 7.5 s at best.
+	if minWait != 7500*time.Millisecond {
+		t.Errorf("shortest wait %v, want 7.5s", minWait)
 	}
 }
 

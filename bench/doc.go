@@ -11,6 +11,9 @@
 // not changed); the limits; the throughput phase, in which ingest and then the linker each
 // drain a backlog alone, timed between 10% and 90% of it, with their process CPU time; then
 // one paced latency row per notewriter coalescing setting, measuring event time → note stored
-// in the fake for every live line, and the notewriter's Intercom calls per action. Peak RSS is
-// each process's VmHWM. Linux only: it reads /proc.
+// in the fake for every live line, and the notewriter's Intercom calls per action; then the
+// direct rows, the notewriter alone fed straight on conversation.actions, each beside what
+// coalescing and the Intercom budget allow at its load. Peak RSS is each process's VmHWM. The
+// main table also goes into README.md, between its bench markers (ReplaceReadmeTable). Linux
+// only: it reads /proc.
 package bench

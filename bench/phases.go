@@ -118,7 +118,7 @@ func (s *system) runThroughput(ctx context.Context, res *Results) error {
 // longer than the longest coalescing wait of the runs.
 func (s *system) quiet() time.Duration {
 	longest := notes.DefaultConfig().MaxWait
-	for _, c := range s.cfg.Coalescing {
+	for _, c := range append(slices.Clone(s.cfg.Coalescing), s.cfg.Direct...) {
 		if co, err := ParseCoalescing(c); err == nil {
 			longest = max(longest, co.MaxWait)
 		}
@@ -165,21 +165,15 @@ func openAll(ctx context.Context, opener loadgen.ConversationOpener, users []loa
 // and measures event time → note stored for every line of a live note.
 func (s *system) runLatency(ctx context.Context, res *Results, co Coalescing, profile bool) (LatencyRow, error) {
 	row := LatencyRow{Coalescing: co, Sessions: s.cfg.LatencySessions, Rate: s.cfg.LatencyRate, Duration: s.cfg.LatencyDuration}
+	if co.Count > 0 {
+		row.Sessions, row.Rate = co.Count, co.Rate
+	}
 	if co.Debounce == 0 && co.MaxWait == 0 {
 		d := notes.DefaultConfig()
 		row.Coalescing.Debounce, row.Coalescing.MaxWait = d.Debounce, d.MaxWait
 	}
-	if !slices.Equal(co.Env(), s.noteEnv) {
-		if err := s.stop("notewriter"); err != nil {
-			return row, fmt.Errorf("bench: stop notewriter: %w", err)
-		}
-		if err := s.start("notewriter", co.Env()...); err != nil {
-			return row, err
-		}
-		if err := s.waitReady(ctx, "notewriter"); err != nil {
-			return row, err
-		}
-		s.noteEnv = co.Env()
+	if err := s.configureNotewriter(ctx, co); err != nil {
+		return row, err
 	}
 	calls0, limited0, notes0 := s.calls(), s.fake.RateLimited(), s.notes.len()
 	internals0 := s.notewriterInternals(ctx)
@@ -194,7 +188,7 @@ func (s *system) runLatency(ctx context.Context, res *Results, co Coalescing, pr
 		}
 	}
 	gen, err := loadgen.New(loadgen.Config{
-		Sessions: s.cfg.LatencySessions, EventsPerSecond: s.cfg.LatencyRate,
+		Sessions: row.Sessions, EventsPerSecond: row.Rate,
 		ConversationShare: s.cfg.LatencyShare, Duration: s.cfg.LatencyDuration, OpenConcurrency: 8,
 	}, s.topics.PosthogRaw, s.producer, loadgen.NewFakeOpener(s.fake, s.ingest+webhookPath), s.log)
 	if err != nil {
@@ -291,6 +285,26 @@ func (s *system) runLatency(ctx context.Context, res *Results, co Coalescing, pr
 		s.progress("  %s: p50 %s p99 %s", st, Percentile(ds, 50).Round(time.Millisecond), Percentile(ds, 99).Round(time.Millisecond))
 	}
 	return row, nil
+}
+
+// configureNotewriter restarts the notewriter with the setting co, unless it runs with it.
+func (s *system) configureNotewriter(ctx context.Context, co Coalescing) error {
+	if slices.Equal(co.Env(), s.noteEnv) && s.running["notewriter"] {
+		return nil
+	}
+	if s.running["notewriter"] {
+		if err := s.stop("notewriter"); err != nil {
+			return fmt.Errorf("bench: stop notewriter: %w", err)
+		}
+	}
+	if err := s.start("notewriter", co.Env()...); err != nil {
+		return err
+	}
+	if err := s.waitReady(ctx, "notewriter"); err != nil {
+		return err
+	}
+	s.noteEnv = co.Env()
+	return nil
 }
 
 // Notewriter metrics a latency row reports, as deltas over the row.

@@ -315,11 +315,13 @@ func (s *system) endOffsets(ctx context.Context, topic string) (int64, error) {
 	return n, nil
 }
 
-// lag sums the committed lag of every service's group.
+// lag sums the committed lag of every running service's group.
 func (s *system) lag(ctx context.Context) (int64, error) {
 	groups := make([]string, 0, len(stack.Services))
 	for _, name := range stack.Services {
-		groups = append(groups, groupOf(name))
+		if s.running[name] {
+			groups = append(groups, groupOf(name))
+		}
 	}
 	lags, err := s.adm.Lag(ctx, groups...)
 	if err != nil {

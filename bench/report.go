@@ -20,6 +20,15 @@ const (
 	TargetPeakRSS             = 150 << 20
 )
 
+// physics is what bounds the notewriter's two figures against each other, printed beside them.
+const physics = `Latency against calls: a conversation receiving λ actions/s whose note is written within W s needs at
+least about λ·T/(1+λ·W) notes over T s, i.e. at least 1/(1+λW) calls per action; N conversations each written
+within W need up to N/W calls/s against the budget (notes.rate-per-minute). So p99 ≤ 1 s and ≤ 0.2 calls per
+action hold together only when each conversation gets ≥ 4 actions/s; at 1,000 conversations and 2,000
+actions/s, p99 ≤ 1 s would need ~1,000 calls/s, far above Intercom's limit. The table shows both operating
+points: the default (budget) setting against calls per action, the latency-tuned one at the load the budget
+allows for it.`
+
 // Row is one line of the results table: a figure beside the limit it is measured against.
 type Row struct {
 	Figure   string
@@ -32,6 +41,29 @@ type Row struct {
 
 // PipelineRows are the figures of the pipeline run, each beside its limit.
 func (r *Results) PipelineRows() []Row {
+	t := r.Throughput
+	var rows []Row
+	if t.Events > 0 {
+		rows = append(rows, r.throughputRows()...)
+	}
+	rows = append(rows, r.latencyRows()...)
+	rows = append(rows, r.directRows()...)
+	for _, svc := range sortedServices(r.PeakRSS) {
+		rss := r.PeakRSS[svc]
+		rows = append(rows, Row{
+			Figure:   "peak RSS (VmHWM) of " + svc,
+			Measured: fmt.Sprintf("%.1f MB", float64(rss)/(1<<20)),
+			Limit:    "target",
+			Ratio:    ratio(float64(rss), TargetPeakRSS),
+			Target:   "≤ 150 MB",
+			Meets:    meets(rss <= TargetPeakRSS),
+		})
+	}
+	return rows
+}
+
+// throughputRows are the figures of the backlog phase.
+func (r *Results) throughputRows() []Row {
 	t := r.Throughput
 	var rows []Row
 	kafkaRate := r.Kafka.RecordsPerSecond()
@@ -68,7 +100,6 @@ func (r *Results) PipelineRows() []Row {
 		Limit:    fmt.Sprintf("redis-benchmark EVAL of a two-command Lua script, -P %d: %s requests/s", r.Redis.Pipeline, fmtInt(eval.RequestsPerSecond)),
 		Ratio:    ratio(t.Linker.PerCPUSecond(), eval.RequestsPerSecond),
 	})
-	budget := r.Budget.CallsPerSecond()
 	if t.Lines > 0 {
 		cpa := float64(t.NoteCalls) / float64(t.Lines)
 		rows = append(rows, Row{
@@ -80,6 +111,13 @@ func (r *Results) PipelineRows() []Row {
 			Meets:    meets(cpa <= TargetCallsPerAction),
 		})
 	}
+	return rows
+}
+
+// latencyRows are the figures of the paced latency rows.
+func (r *Results) latencyRows() []Row {
+	var rows []Row
+	budget := r.Budget.CallsPerSecond()
 	for _, row := range r.Rows {
 		name := fmt.Sprintf("%s (debounce %s, max-wait %s)", row.Coalescing.Name, row.Coalescing.Debounce, row.Coalescing.MaxWait)
 		actionsPerSec := float64(row.Lines) / row.Duration.Seconds()
@@ -115,15 +153,46 @@ func (r *Results) PipelineRows() []Row {
 			Meets:    meets(row.LiveLines > 0 && row.Percentile(99) <= TargetLatencyP99),
 		})
 	}
-	for _, svc := range sortedServices(r.PeakRSS) {
-		rss := r.PeakRSS[svc]
+	return rows
+}
+
+// directRows are the figures of the notewriter alone, fed straight on conversation.actions,
+// each beside what coalescing and the budget allow at its load.
+func (r *Results) directRows() []Row {
+	var rows []Row
+	for _, row := range r.Direct {
+		name := fmt.Sprintf("%s (debounce %s, max-wait %s)", row.Coalescing.Name, row.Coalescing.Debounce, row.Coalescing.MaxWait)
+		load := fmt.Sprintf("%d conversations at %s actions/s, actions straight on conversation.actions", row.Conversations, fmtInt(row.Rate))
+		floor, minWait := row.Bound()
+		lambda := row.Rate / float64(row.Conversations)
+		allowed := row.Budget / row.Rate
 		rows = append(rows, Row{
-			Figure:   "peak RSS (VmHWM) of " + svc,
-			Measured: fmt.Sprintf("%.1f MB", float64(rss)/(1<<20)),
-			Limit:    "target",
-			Ratio:    ratio(float64(rss), TargetPeakRSS),
-			Target:   "≤ 150 MB",
-			Meets:    meets(rss <= TargetPeakRSS),
+			Figure: fmt.Sprintf("notewriter alone, calls per action, %s; %s: %d calls for %d lines",
+				name, load, row.NoteCalls, row.Lines),
+			Measured: fmt.Sprintf("%.3f", row.CallsPerAction()),
+			Limit: fmt.Sprintf("coalescing floor 1/(1+λW) at λ %.2f/s per conversation, W %s: %.3f; the budget allows %.3f",
+				lambda, fmtDur(row.Coalescing.MaxWait), floor, allowed),
+			Ratio:  ratio(row.CallsPerAction(), floor),
+			Target: fmt.Sprintf("≤ %.1f", TargetCallsPerAction),
+			Meets:  meets(row.Lines > 0 && row.CallsPerAction() <= TargetCallsPerAction),
+		})
+		rows = append(rows, Row{
+			Figure:   fmt.Sprintf("notewriter alone, Intercom calls/s, %s; 429s answered: %d", name, row.RateLimited),
+			Measured: fmt.Sprintf("%.1f", row.CallsPerSecond()),
+			Limit:    fmt.Sprintf("budget %.1f/s; every conversation written within W needs up to N/W = %.1f/s", row.Budget, float64(row.Conversations)/row.Coalescing.MaxWait.Seconds()),
+			Ratio:    ratio(row.CallsPerSecond(), row.Budget),
+			Target:   "< 1 × budget, no 429",
+			Meets:    meets(row.CallsPerSecond() < row.Budget && row.RateLimited == 0),
+		})
+		rows = append(rows, Row{
+			Figure: fmt.Sprintf("notewriter alone, latency conversation.actions → note stored p50 / p95 / p99, %s; %d lines after a warm-up of %s (p99 of its %d lines: %s)",
+				name, len(row.Latencies), fmtDur(row.Warmup), len(row.StartLatencies), fmtDur(Percentile(row.StartLatencies, 99))),
+			Measured: fmt.Sprintf("%s / %s / %s", fmtDur(row.Percentile(50)), fmtDur(row.Percentile(95)), fmtDur(row.Percentile(99))),
+			Limit: fmt.Sprintf("the budget lets each of %d conversations have a note at most every N/budget = %s; max-wait %s",
+				row.Conversations, fmtDur(minWait), fmtDur(row.Coalescing.MaxWait)),
+			Ratio:  ratio(row.Percentile(99).Seconds(), max(minWait, row.Coalescing.MaxWait).Seconds()),
+			Target: "p99 ≤ " + fmtDur(TargetLatencyP99),
+			Meets:  meets(len(row.Latencies) > 0 && row.Percentile(99) <= TargetLatencyP99),
 		})
 	}
 	return rows
@@ -248,6 +317,8 @@ func (r *Results) WriteSummary(w io.Writer) {
 	fmt.Fprintln(w, "Pipeline: the four binaries as processes, kfake broker, redis-server, fake Intercom")
 	fmt.Fprintln(w)
 	WriteTable(w, r.PipelineRows())
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, physics)
 	if len(r.Rows) > 0 {
 		fmt.Fprintln(w)
 		r.writeStages(w)
@@ -293,7 +364,14 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 		c.LatencySessions, c.LatencyRate, c.LatencyDuration, 100*c.LatencyShare)
 	fmt.Fprintln(w, "right after they identify; latency runs from each line's event time to the fake storing its note, over")
 	fmt.Fprintln(w, "live notes (the pre-conversation batch waits for the conversation by design). Calls count the")
-	fmt.Fprintln(w, "notewriter's requests to the fake: notes, redactions, reads and data events.")
+	fmt.Fprintln(w, "notewriter's requests to the fake: notes, redactions, reads and data events. A row named")
+	fmt.Fprintln(w, "<setting>@<sessions>x<events/s> plays a load of its own. Direct rows: the notewriter alone (the other")
+	fmt.Fprintf(w, "services stopped), fed one action per record straight on conversation.actions for %s, to conversations\n", c.DirectDuration)
+	fmt.Fprintln(w, "picked at random (<setting>@<conversations>x<actions/s>); latency runs from the record to the note stored,")
+	fmt.Fprintln(w, "over the lines after a warm-up of max-wait + N/budget: every conversation starts at once, so their first")
+	fmt.Fprintln(w, "notes fall due together and queue for the budget, which traffic spread over time does not do.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, physics)
 	fmt.Fprintln(w)
 	WriteTable(w, r.PipelineRows())
 	fmt.Fprintln(w)
@@ -328,6 +406,12 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 		r.writeCPU(w)
 		fmt.Fprintln(w)
 		r.writeNotewriter(w)
+	}
+	if len(r.Direct) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "### The notewriter alone")
+		fmt.Fprintln(w)
+		r.writeDirect(w)
 	}
 	if rows := r.MicroRows(); len(rows) > 0 {
 		fmt.Fprintln(w)
@@ -441,6 +525,23 @@ func (r *Results) writeNotewriter(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %.1f | %s | %s | %s |\n", row.Coalescing.Name, fmtInt(n[NotewriterBudgetWaits]),
 			n[NotewriterBudgetWaitSeconds], fmtInt(n[NotewriterFlushErrors]), fmtInt(n[NotewriterHandleCalls]), fmtDur(mean))
+	}
+}
+
+// writeDirect writes the details of the direct rows.
+func (r *Results) writeDirect(w io.Writer) {
+	fmt.Fprintln(w, "| Direct row | conversations | actions/s | actions | notes | lines per note | calls by endpoint | waits for the rate budget | seconds waited | flush errors | notewriter cores | load average after | settled after |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|")
+	for _, row := range r.Direct {
+		n := row.Notewriter
+		perNote := 0.0
+		if row.Notes > 0 {
+			perNote = float64(row.Lines) / float64(row.Notes)
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %d | %d | %.1f | %s | %s | %.1f | %s | %.2f | %s | %s |\n", row.Coalescing.Name,
+			row.Conversations, fmtInt(row.Rate), row.Produced, row.Notes, perNote, cell(fmtCalls(row.Calls)),
+			fmtInt(n[NotewriterBudgetWaits]), n[NotewriterBudgetWaitSeconds], fmtInt(n[NotewriterFlushErrors]),
+			row.NotewriterCPU.Seconds()/row.Duration.Seconds(), row.LoadAvg, row.Settle.Round(100*time.Millisecond))
 	}
 }
 

@@ -22,6 +22,7 @@ type Results struct {
 
 	Throughput Throughput
 	Rows       []LatencyRow
+	Direct     []DirectRow
 	PeakRSS    map[string]int64 // service → bytes
 	Profiles   []Profile
 	DLQRecords int64

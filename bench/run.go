@@ -74,8 +74,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *zap.Logger) (*Resu
 	}
 	defer s.close()
 
-	if err := s.measureLimits(ctx, res); err != nil {
-		return nil, err
+	res.Budget = Budget{
+		CallsPerMinute:      notes.DefaultConfig().RatePerMinute,
+		AppLimitWindowCalls: fakeintercom.DefaultRateLimitPer10s,
+	}
+	if cfg.Has(PhaseLimits) {
+		if err := s.measureLimits(ctx, res); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.startAll(ctx); err != nil {
 		return nil, err
@@ -83,19 +89,46 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *zap.Logger) (*Resu
 	if s.notes, err = watchNotes(ctx, s.brokers, s.topics.NotesWritten); err != nil {
 		return nil, err
 	}
-	if err := s.runThroughput(ctx, res); err != nil {
-		return nil, err
+	if cfg.Has(PhaseThroughput) {
+		if err := s.runThroughput(ctx, res); err != nil {
+			return nil, err
+		}
 	}
-	for i, c := range cfg.Coalescing {
-		co, err := ParseCoalescing(c)
-		if err != nil {
+	if s.stages == nil {
+		if s.stages, err = watchStages(ctx, s.brokers, s.topics.ProductActions, s.topics.ConversationActions); err != nil {
 			return nil, err
 		}
-		row, err := s.runLatency(ctx, res, co, i == 0)
-		if err != nil {
-			return nil, err
+	}
+	if cfg.Has(PhaseLatency) {
+		for i, c := range cfg.Coalescing {
+			co, err := ParseCoalescing(c)
+			if err != nil {
+				return nil, err
+			}
+			row, err := s.runLatency(ctx, res, co, i == 0)
+			if err != nil {
+				return nil, err
+			}
+			res.Rows = append(res.Rows, row)
 		}
-		res.Rows = append(res.Rows, row)
+	}
+	if cfg.Has(PhaseDirect) && len(cfg.Direct) > 0 {
+		for _, name := range []string{"ingest", "linker", "summarizer"} {
+			if err := s.stop(name); err != nil {
+				return nil, fmt.Errorf("bench: stop %s: %w", name, err)
+			}
+		}
+		for _, c := range cfg.Direct {
+			co, err := ParseCoalescing(c)
+			if err != nil {
+				return nil, err
+			}
+			row, err := s.runDirect(ctx, co)
+			if err != nil {
+				return nil, err
+			}
+			res.Direct = append(res.Direct, row)
+		}
 	}
 	for _, name := range stack.Services {
 		s.notePeakRSS(name)
@@ -135,10 +168,6 @@ func (s *system) measureLimits(ctx context.Context, res *Results) error {
 	s.progress("limit: redis-benchmark on the same Redis")
 	if res.Redis, err = MeasureRedis(ctx, s.redis.Addr, s.cfg.RedisRequests, 50, 16); err != nil {
 		return err
-	}
-	res.Budget = Budget{
-		CallsPerMinute:      notes.DefaultConfig().RatePerMinute,
-		AppLimitWindowCalls: fakeintercom.DefaultRateLimitPer10s,
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ import (
 
 // Writer is what the notewriter's consumer drives.
 type Writer interface {
-	Enqueue(ctx context.Context, ca messages.ConversationActions) error
+	EnqueueBatch(ctx context.Context, cas []messages.ConversationActions) (int, error)
 	ExecuteSummary(ctx context.Context, s messages.ConversationSummary) error
 	PostEvent(ctx context.Context, ev messages.IntercomEvent, post func(context.Context) error) (string, error)
 }
@@ -27,8 +27,9 @@ type EventPoster interface {
 	CreateEvent(ctx context.Context, ev messages.IntercomEvent) error
 }
 
-// Handler hands conversation.actions to the note writer's queue and conversation.summaries to
-// its summary executor; an offset is marked once the writer holds the work durably in Redis.
+// Handler hands conversation.actions to the note writer's queue (the records of one handler call
+// in one Redis round trip) and conversation.summaries to its summary executor; an offset is
+// marked once the writer holds the work durably in Redis.
 type Handler struct {
 	w      Writer
 	events EventPoster
@@ -37,7 +38,43 @@ type Handler struct {
 
 // NewHandler builds the handler; intercom.events are posted through events.
 func NewHandler(w Writer, events EventPoster, topics kafka.Topics) kafka.Handler {
-	return kafka.PerRecord((&Handler{w: w, events: events, topics: topics}).handle)
+	return &Handler{w: w, events: events, topics: topics}
+}
+
+// Handle implements kafka.Handler.
+func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
+	for i := 0; i < len(recs); {
+		if recs[i].Topic != h.topics.ConversationActions {
+			if err := h.handle(ctx, recs[i]); err != nil {
+				return &kafka.RecordError{Index: i, Err: err}
+			}
+			i++
+			continue
+		}
+		// A run of conversation.actions records, up to the first that does not decode.
+		var (
+			batch     []messages.ConversationActions
+			decodeErr error
+			j         = i
+		)
+		for ; j < len(recs) && recs[j].Topic == h.topics.ConversationActions; j++ {
+			var ca messages.ConversationActions
+			if err := messages.Decode(recs[j].Value, &ca); err != nil {
+				decodeErr = kafka.Permanent("decode", err)
+				break
+			}
+			batch = append(batch, ca)
+		}
+		done, err := h.w.EnqueueBatch(ctx, batch)
+		if err != nil {
+			return &kafka.RecordError{Index: i + done, Err: classify(err)}
+		}
+		if decodeErr != nil {
+			return &kafka.RecordError{Index: j, Err: decodeErr}
+		}
+		i = j
+	}
+	return nil
 }
 
 func (h *Handler) handle(ctx context.Context, rec *kgo.Record) error {
@@ -56,11 +93,7 @@ func (h *Handler) handle(ctx context.Context, rec *kgo.Record) error {
 		}
 		return classify(h.w.ExecuteSummary(ctx, s))
 	}
-	var ca messages.ConversationActions
-	if err := messages.Decode(rec.Value, &ca); err != nil {
-		return kafka.Permanent("decode", err)
-	}
-	return classify(h.w.Enqueue(ctx, ca))
+	return kafka.Permanent("topic", fmt.Errorf("notewriter: record of unexpected topic %q", rec.Topic))
 }
 
 func classify(err error) error {

@@ -383,7 +383,7 @@ func flushNow(t *testing.T, ctx context.Context, w *Writer) {
 	t.Helper()
 	sem := make(chan struct{}, w.cfg.FlushConcurrency)
 	var wg sync.WaitGroup
-	err := w.poll(ctx, sem, &wg)
+	_, err := w.poll(ctx, sem, make(chan struct{}, 1), &wg)
 	wg.Wait()
 	if err != nil && ctx.Err() == nil {
 		t.Fatalf("poll: %v", err)

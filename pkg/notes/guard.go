@@ -36,7 +36,18 @@ func newBudget(rdb redis.UniversalClient, ratePerMinute int, window time.Duratio
 }
 
 // wait blocks until the shared budget allows one call.
-func (b *budget) wait(ctx context.Context) error { return b.waitFor(ctx, b.limit) }
+func (b *budget) wait(ctx context.Context) error {
+	_, err := b.waitFor(ctx, b.limit)
+	return err
+}
+
+// acquire is wait that also reports whether it had to wait.
+func (b *budget) acquire(ctx context.Context) (waited bool, err error) {
+	return b.waitFor(ctx, b.limit)
+}
+
+// prepaid is the wait of a call whose budget was acquired before.
+func prepaid(context.Context) error { return nil }
 
 // waitLow blocks until the shared budget allows one call of low priority: the same rate on the
 // same key, but admitted only while at least half the burst is free, so that when the budget is
@@ -44,30 +55,33 @@ func (b *budget) wait(ctx context.Context) error { return b.waitFor(ctx, b.limit
 func (b *budget) waitLow(ctx context.Context) error {
 	low := b.limit
 	low.Burst = max(1, low.Burst/2)
-	return b.waitFor(ctx, low)
+	_, err := b.waitFor(ctx, low)
+	return err
 }
 
-func (b *budget) waitFor(ctx context.Context, limit redis_rate.Limit) error {
+func (b *budget) waitFor(ctx context.Context, limit redis_rate.Limit) (waited bool, err error) {
 	for {
 		left, err := b.rdb.PTTL(ctx, pauseKey).Result()
 		if err != nil {
-			return fmt.Errorf("rate budget: read pause: %w", err)
+			return waited, fmt.Errorf("rate budget: read pause: %w", err)
 		}
 		if left > 0 {
+			waited = true
 			if err := b.sleep(ctx, left); err != nil {
-				return err
+				return waited, err
 			}
 			continue
 		}
 		res, err := b.limiter.Allow(ctx, rateKey, limit)
 		if err != nil {
-			return fmt.Errorf("rate budget: %w", err)
+			return waited, fmt.Errorf("rate budget: %w", err)
 		}
 		if res.Allowed > 0 {
-			return nil
+			return waited, nil
 		}
+		waited = true
 		if err := b.sleep(ctx, res.RetryAfter); err != nil {
-			return err
+			return waited, err
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -135,16 +134,19 @@ func (s convState) dueAt(cfg Config) time.Time {
 	return time.UnixMilli(at)
 }
 
-func loadState(ctx context.Context, rdb redis.UniversalClient, k convKeys, head int) (convState, error) {
+// loadState checks and extends the lease and reads the conversation in one round trip.
+func loadState(ctx context.Context, rdb redis.UniversalClient, k convKeys, token string, leaseTTL time.Duration, head int) (convState, error) {
 	var st convState
-	pipe := rdb.Pipeline()
-	infCmd := pipe.Get(ctx, k.inflight)
-	metaCmd := pipe.HGetAll(ctx, k.meta)
-	pendCmd := pipe.LRange(ctx, k.pending, 0, int64(head)-1)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	res, err := loadScript.Run(ctx, rdb, []string{k.lease, k.inflight, k.meta, k.pending},
+		token, leaseTTL.Milliseconds(), head).Result()
+	if err != nil {
 		return st, fmt.Errorf("load conversation %s: %w", k.id, err)
 	}
-	if raw, err := infCmd.Result(); err == nil {
+	parts, ok := res.([]any)
+	if !ok || len(parts) != 3 {
+		return st, notSent(fmt.Errorf("load conversation %s: %w", k.id, errLeaseLost))
+	}
+	if raw, _ := parts[0].(string); raw != "" {
 		var f inflight
 		if err := json.Unmarshal([]byte(raw), &f); err != nil {
 			return st, fmt.Errorf("decode in-flight note of conversation %s: %w", k.id, err)
@@ -155,14 +157,24 @@ func loadState(ctx context.Context, rdb redis.UniversalClient, k convKeys, head 
 		f.raw = raw
 		st.inflight = &f
 	}
-	meta := metaCmd.Val()
+	meta := map[string]string{}
+	flat, _ := parts[1].([]any)
+	for i := 0; i+1 < len(flat); i += 2 {
+		key, _ := flat[i].(string)
+		val, _ := flat[i+1].(string)
+		meta[key] = val
+	}
 	st.seq, _ = strconv.Atoi(meta["seq"])
 	st.first, _ = strconv.ParseInt(meta["first"], 10, 64)
 	st.last, _ = strconv.ParseInt(meta["last"], 10, 64)
 	st.retryAt, _ = strconv.ParseInt(meta["retry_at"], 10, 64)
-	items, err := decodeItems(pendCmd.Val())
-	if err != nil {
-		return st, fmt.Errorf("conversation %s: %w", k.id, err)
+	raws, _ := parts[2].([]any)
+	items := make([]pendingItem, len(raws))
+	for i, r := range raws {
+		raw, _ := r.(string)
+		if err := json.Unmarshal([]byte(raw), &items[i]); err != nil {
+			return st, fmt.Errorf("conversation %s: decode pending action: %w", k.id, err)
+		}
 	}
 	st.pending = items
 	return st, nil
@@ -254,6 +266,17 @@ end
 return 0
 `)
 
+// loadScript checks and extends the caller's lease and reads what the flusher needs of the
+// conversation. KEYS: lease, inflight, meta, pending. ARGV: token, lease ms, head length.
+// Returns {inflight or "", meta as a flat list, the first head pending items}, or -1 when the
+// lease is lost.
+var loadScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local inf = redis.call('GET', KEYS[2]) or ''
+return {inf, redis.call('HGETALL', KEYS[3]), redis.call('LRANGE', KEYS[4], 0, tonumber(ARGV[3]) - 1)}
+`)
+
 // renewScript extends a lease the caller still holds. KEYS: lease. ARGV: token, lease ms.
 var renewScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -270,29 +293,35 @@ return 0
 `)
 
 // putInflightScript writes the in-flight note under the lease, replacing the expected value ("" for
-// none). KEYS: lease, inflight. ARGV: token, expected, new, ttl s. Returns 1, or -1 lease lost, -2 changed.
+// none), and extends the lease. KEYS: lease, inflight. ARGV: token, expected, new, ttl s, lease ms.
+// Returns 1, or -1 lease lost, -2 changed.
 var putInflightScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local cur = redis.call('GET', KEYS[2]) or ''
 if cur ~= ARGV[2] then return -2 end
 redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 `)
 
 // completeScript does the bookkeeping of a posted note in one step: drops its lines from the pending
-// list, advances the line counter, clears the backoff and marks the in-flight note posted.
-// KEYS: lease, inflight, pending, meta, accepted. ARGV: token, expected, posted, line count, last seq, ttl s.
+// list, advances the line counter, clears the backoff, marks the in-flight note posted and extends
+// the lease. KEYS: lease, inflight, pending, meta, accepted.
+// ARGV: token, expected, posted, line count, last seq, ttl s, lease ms.
+// Returns how many actions are still pending (0 or more), or -1 lease lost, -2 changed.
 var completeScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return -2 end
 redis.call('LTRIM', KEYS[3], tonumber(ARGV[4]), -1)
 redis.call('HSET', KEYS[4], 'seq', ARGV[5])
 redis.call('HDEL', KEYS[4], 'fails', 'retry_at')
-if redis.call('LLEN', KEYS[3]) == 0 then redis.call('HDEL', KEYS[4], 'first', 'last') end
+local left = redis.call('LLEN', KEYS[3])
+if left == 0 then redis.call('HDEL', KEYS[4], 'first', 'last') end
 redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[6])
 redis.call('EXPIRE', KEYS[4], ARGV[6])
 redis.call('EXPIRE', KEYS[5], ARGV[6])
-return 1
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+return left
 `)
 
 // clearInflightScript deletes the in-flight note once notes.written has it.
@@ -318,11 +347,14 @@ return 1
 
 // releaseScript gives the lease back and reschedules the conversation: out of the due set when it
 // has nothing left to write, else at its due time or after a backoff.
+// It first deletes the in-flight note when it still is the posted note ARGV[9] that notes.written
+// now has (its clearing step, folded in to save a round trip).
 // KEYS: due, lease, pending, meta, inflight.
 // ARGV: member, token, now ms, debounce ms, max wait ms, mode (0 none, 1 fixed, 2 exponential),
-// delay ms (fixed delay, or first exponential step), max delay ms.
+// delay ms (fixed delay, or first exponential step), max delay ms, published in-flight note or "".
 var releaseScript = redis.NewScript(scheduleLua + `
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return -1 end
+if ARGV[9] ~= '' and redis.call('GET', KEYS[5]) == ARGV[9] then redis.call('DEL', KEYS[5]) end
 redis.call('DEL', KEYS[2])
 local now = tonumber(ARGV[3])
 local mode = tonumber(ARGV[6])

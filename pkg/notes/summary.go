@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -39,6 +40,7 @@ func (w *Writer) ExecuteSummary(ctx context.Context, s messages.ConversationSumm
 	jobKey, lockKey := k.summaryJob(s.SummaryID), k.summaryLock(s.SummaryID)
 
 	token := newToken(12)
+	lockedAt := time.Now()
 	ok, err := w.rdb.SetNX(ctx, lockKey, token, w.cfg.LeaseTTL).Result()
 	if err != nil {
 		return fmt.Errorf("notes: lock summary %s: %w", s.SummaryID, err)
@@ -82,7 +84,8 @@ func (w *Writer) ExecuteSummary(ctx context.Context, s messages.ConversationSumm
 		job[field] = value
 		return nil
 	}
-	renew := func(ctx context.Context) error { return w.renew(ctx, lockKey, token) }
+	h := &hold{key: lockKey, token: token, at: lockedAt}
+	renew := func(ctx context.Context) error { return w.renewHeld(ctx, h) }
 
 	if job[jobPart] == "" {
 		if err := w.postSummary(ctx, s, job, set, renew); err != nil {
@@ -116,7 +119,8 @@ func (w *Writer) ExecuteSummary(ctx context.Context, s messages.ConversationSumm
 		if job[jobRedacted+part] == "1" {
 			continue
 		}
-		err := w.call(ctx, s.WorkspaceID, "redact", renew, func(ctx context.Context) error {
+		// Redactions wait for the budget at low priority: notes go first when it is tight.
+		err := w.callWithin(ctx, s.WorkspaceID, "redact", w.budget.waitLow, renew, func(ctx context.Context) error {
 			return w.ic.Redact(ctx, s.ConversationID, part)
 		})
 		result := "redacted"

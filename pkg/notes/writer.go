@@ -17,11 +17,13 @@
 package notes
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -170,40 +172,107 @@ func (w *Writer) ObserveRateLimit(ctx context.Context, remaining int, reset time
 // Intercom is failing, ErrBacklogFull, ErrNotRestored until Redis holds the delivery record,
 // ErrConversationGone (permanent), ErrInvalidInput (permanent).
 func (w *Writer) Enqueue(ctx context.Context, msg messages.ConversationActions) error {
+	_, err := w.EnqueueBatch(ctx, []messages.ConversationActions{msg})
+	return err
+}
+
+// EnqueueBatch is Enqueue for several messages, in one Redis round trip. It returns how many of
+// msgs, from the first, were accepted, and when that is fewer than all, the error of the next
+// one (as Enqueue would return it). Messages after that one may have been accepted too: the
+// actions of a message given again are recognised as duplicates.
+func (w *Writer) EnqueueBatch(ctx context.Context, msgs []messages.ConversationActions) (int, error) {
 	if err := w.Err(); err != nil {
+		return 0, err
+	}
+	type call struct {
+		i    int
+		keys []string
+		args []any
+	}
+	calls := make([]call, 0, len(msgs))
+	var stopErr error // the error of msgs[stopAt], found before anything is sent
+	stopAt := len(msgs)
+	nowMs := w.now().UnixMilli()
+	for i, msg := range msgs {
+		keys, args, err := w.enqueueCall(msg, nowMs)
+		if err != nil {
+			stopAt, stopErr = i, err
+			break
+		}
+		if keys != nil {
+			calls = append(calls, call{i: i, keys: keys, args: args})
+		}
+	}
+	if len(calls) == 0 {
+		return stopAt, stopErr
+	}
+	var cmds []*redis.Cmd
+	run := func() error {
+		pipe := w.rdb.Pipeline()
+		cmds = cmds[:0]
+		for _, c := range calls {
+			cmds = append(cmds, enqueueScript.EvalSha(ctx, pipe, c.keys, c.args...))
+		}
+		_, err := pipe.Exec(ctx)
 		return err
 	}
+	if err := run(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Redis lost its scripts (a restart): load it and send again; a message sent twice is
+		// recognised as duplicates.
+		if lerr := enqueueScript.Load(ctx, w.rdb).Err(); lerr != nil {
+			return 0, fmt.Errorf("notes: enqueue: load script: %w", lerr)
+		}
+		_ = run() // each command carries its own error
+	}
+	for j, c := range calls {
+		res, cerr := cmds[j].Int64Slice()
+		if cerr == nil && len(res) != 2 {
+			cerr = fmt.Errorf("unexpected answer %v", res)
+		}
+		if cerr != nil {
+			return c.i, fmt.Errorf("notes: enqueue for conversation %s: %w", msgs[c.i].ConversationID, cerr)
+		}
+		if err := w.enqueued(msgs[c.i], res); err != nil {
+			return c.i, err
+		}
+	}
+	return stopAt, stopErr
+}
+
+// enqueueCall returns the keys and arguments of enqueueScript for msg (none when it has no
+// actions), or the error that refuses it before anything is sent.
+func (w *Writer) enqueueCall(msg messages.ConversationActions, nowMs int64) ([]string, []any, error) {
 	if msg.ConversationID == "" {
-		return fmt.Errorf("%w: conversation.actions without a conversation id", ErrInvalidInput)
+		return nil, nil, fmt.Errorf("%w: conversation.actions without a conversation id", ErrInvalidInput)
 	}
 	if len(msg.Actions) == 0 {
-		return nil
+		return nil, nil, nil
 	}
 	if w.breakers.open(msg.WorkspaceID) {
-		return fmt.Errorf("notes: enqueue for conversation %s: %w", msg.ConversationID, ErrBreakerOpen)
+		return nil, nil, fmt.Errorf("notes: enqueue for conversation %s: %w", msg.ConversationID, ErrBreakerOpen)
 	}
 	k := keysFor(msg.ConversationID)
 	args := make([]any, 0, 6+2*len(msg.Actions))
-	args = append(args, k.id, w.now().UnixMilli(), w.cfg.Debounce.Milliseconds(), w.cfg.MaxWait.Milliseconds(),
+	args = append(args, k.id, nowMs, w.cfg.Debounce.Milliseconds(), w.cfg.MaxWait.Milliseconds(),
 		ttlSeconds(w.cfg.DeliveredTTL), w.cfg.MaxPending)
 	for i, a := range msg.Actions {
 		if a.ActionID == "" {
-			return fmt.Errorf("%w: action %d for conversation %s has no id", ErrInvalidInput, i, msg.ConversationID)
+			return nil, nil, fmt.Errorf("%w: action %d for conversation %s has no id", ErrInvalidInput, i, msg.ConversationID)
 		}
 		if a.SessionID == "" {
 			a.SessionID = msg.SessionID
 		}
 		item, err := json.Marshal(pendingItem{PreConversation: msg.PreConversation, WorkspaceID: msg.WorkspaceID, Action: a})
 		if err != nil {
-			return fmt.Errorf("%w: encode action %s: %w", ErrInvalidInput, a.ActionID, err)
+			return nil, nil, fmt.Errorf("%w: encode action %s: %w", ErrInvalidInput, a.ActionID, err)
 		}
 		args = append(args, a.ActionID, item)
 	}
-	res, err := enqueueScript.Run(ctx, w.rdb,
-		[]string{k.accepted, k.pending, k.meta, k.due, k.lease, k.gone, restoredKey(k.shard)}, args...).Int64Slice()
-	if err != nil {
-		return fmt.Errorf("notes: enqueue for conversation %s: %w", msg.ConversationID, err)
-	}
+	return []string{k.accepted, k.pending, k.meta, k.due, k.lease, k.gone, restoredKey(k.shard)}, args, nil
+}
+
+// enqueued interprets enqueueScript's answer for msg.
+func (w *Writer) enqueued(msg messages.ConversationActions, res []int64) error {
 	switch res[0] {
 	case -1:
 		return fmt.Errorf("notes: enqueue for conversation %s: %w", msg.ConversationID, ErrConversationGone)
@@ -224,19 +293,22 @@ func (w *Writer) Enqueue(ctx context.Context, msg messages.ConversationActions) 
 func ttlSeconds(d time.Duration) int64 { return max(1, int64(d/time.Second)) }
 
 // Run flushes due conversations until ctx ends (then it returns nil after the flushes in progress
-// finish) or until Intercom refuses the access token (then it returns that error).
+// finish) or until Intercom refuses the access token (then it returns that error). It looks for
+// due conversations every PollInterval, as soon as the earliest scheduled one is due, and
+// whenever a flush ends (its slot is free for the next due conversation).
 func (w *Writer) Run(ctx context.Context) error {
 	sem := make(chan struct{}, w.cfg.FlushConcurrency)
+	freed := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	ticker := time.NewTicker(w.cfg.PollInterval)
-	defer ticker.Stop()
+	timer := time.NewTimer(w.cfg.PollInterval)
+	defer timer.Stop()
 	failing := false
 	for {
 		if err := w.Err(); err != nil {
 			return err
 		}
-		err := w.poll(ctx, sem, &wg)
+		next, err := w.poll(ctx, sem, freed, &wg)
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			failing = true
@@ -245,65 +317,93 @@ func (w *Writer) Run(ctx context.Context) error {
 			failing = false
 			w.log.Info("looking for due conversations works again")
 		}
+		wait := w.cfg.PollInterval
+		if err == nil && next > 0 {
+			wait = min(wait, max(next, minPollWait))
+		}
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return w.Err() // nil, unless writing stopped on a 401 just as ctx ended
 		case <-w.stopped:
-		case <-ticker.C:
+		case <-timer.C:
+		case <-freed:
 		}
 	}
 }
 
-// poll claims due conversations while flush slots are free and flushes each in its own goroutine.
-func (w *Writer) poll(ctx context.Context, sem chan struct{}, wg *sync.WaitGroup) error {
+// minPollWait spaces out polls when a conversation is due at once.
+const minPollWait = 5 * time.Millisecond
+
+// poll claims due conversations while flush slots are free and flushes each in its own goroutine;
+// a flush that ends signals freed. It returns how long until the earliest conversation it left
+// scheduled is due (0 when none is, or when it is due already).
+func (w *Writer) poll(ctx context.Context, sem chan struct{}, freed chan<- struct{}, wg *sync.WaitGroup) (time.Duration, error) {
 	if len(sem) == cap(sem) {
-		return nil
+		return 0, nil
 	}
-	nowMs := w.now().UnixMilli()
+	now := w.now()
+	nowMs := now.UnixMilli()
 	upTo := strconv.FormatInt(nowMs, 10)
 	pipe := w.rdb.Pipeline()
-	cmds := make([]*redis.StringSliceCmd, shardCount)
+	cmds := make([]*redis.ZSliceCmd, shardCount)
+	nexts := make([]*redis.ZSliceCmd, shardCount)
 	for s := range shardCount {
-		cmds[s] = pipe.ZRangeByScore(ctx, dueKey(s), &redis.ZRangeBy{Min: "-inf", Max: upTo, Count: int64(cap(sem))})
+		cmds[s] = pipe.ZRangeByScoreWithScores(ctx, dueKey(s), &redis.ZRangeBy{Min: "-inf", Max: upTo, Count: int64(cap(sem))})
+		nexts[s] = pipe.ZRangeByScoreWithScores(ctx, dueKey(s), &redis.ZRangeBy{Min: "(" + upTo, Max: "+inf", Count: 1})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("notes: read due conversations: %w", err)
+		return 0, fmt.Errorf("notes: read due conversations: %w", err)
 	}
-	var due []string
-	for _, c := range cmds {
+	var due []redis.Z
+	var next time.Duration
+	for s, c := range cmds {
 		due = append(due, c.Val()...)
+		for _, z := range nexts[s].Val() {
+			if d := time.UnixMilli(int64(z.Score)).Sub(now); next == 0 || d < next {
+				next = d
+			}
+		}
 	}
-	rand.Shuffle(len(due), func(i, j int) { due[i], due[j] = due[j], due[i] })
-	for _, id := range due {
+	// Longest overdue first: when the budget is tight, every conversation waits about as long.
+	slices.SortFunc(due, func(a, b redis.Z) int { return cmp.Compare(a.Score, b.Score) })
+	for _, z := range due {
+		id, _ := z.Member.(string)
 		select {
 		case sem <- struct{}{}:
 		default:
-			return nil
+			return next, nil
 		}
 		k := keysFor(id)
-		token := newToken(12)
-		ok, err := claimScript.Run(ctx, w.rdb, []string{k.due, k.lease}, id, nowMs, token, w.cfg.LeaseTTL.Milliseconds()).Int()
+		h := &hold{key: k.lease, token: newToken(12), at: time.Now()}
+		ok, err := claimScript.Run(ctx, w.rdb, []string{k.due, k.lease}, id, nowMs, h.token, w.cfg.LeaseTTL.Milliseconds()).Int()
 		if err != nil || ok != 1 {
 			<-sem
 			if err != nil {
-				return fmt.Errorf("notes: claim conversation %s: %w", id, err)
+				return next, fmt.Errorf("notes: claim conversation %s: %w", id, err)
 			}
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			w.flushClaimed(ctx, k, token)
+			defer func() {
+				<-sem
+				select {
+				case freed <- struct{}{}:
+				default:
+				}
+			}()
+			w.flushClaimed(ctx, k, h)
 		}()
 	}
-	return nil
+	return next, nil
 }
 
 // flushClaimed writes what is due for a conversation this replica holds the lease on, then releases
 // the lease and reschedules the conversation (with a backoff after a failure).
-func (w *Writer) flushClaimed(ctx context.Context, k convKeys, token string) {
-	err := w.flush(ctx, k, token)
+func (w *Writer) flushClaimed(ctx context.Context, k convKeys, h *hold) {
+	published, err := w.flush(ctx, k, h)
 	mode, delay := 0, time.Duration(0)
 	var rl *RateLimitedError
 	switch {
@@ -326,8 +426,8 @@ func (w *Writer) flushClaimed(ctx context.Context, k convKeys, token string) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
 	err = releaseScript.Run(rctx, w.rdb, []string{k.due, k.lease, k.pending, k.meta, k.inflight},
-		k.id, token, w.now().UnixMilli(), w.cfg.Debounce.Milliseconds(), w.cfg.MaxWait.Milliseconds(),
-		mode, delay.Milliseconds(), w.cfg.RetryMax.Milliseconds()).Err()
+		k.id, h.token, w.now().UnixMilli(), w.cfg.Debounce.Milliseconds(), w.cfg.MaxWait.Milliseconds(),
+		mode, delay.Milliseconds(), w.cfg.RetryMax.Milliseconds(), published).Err()
 	if err != nil {
 		// The lease expires by itself and the conversation stays in the due set.
 		w.log.Warn("releasing a conversation failed", zap.String("conversation_id", k.id), zap.Error(err))
@@ -339,37 +439,83 @@ func (w *Writer) jittered(d time.Duration) time.Duration {
 	return d + time.Duration(rand.Int64N(int64(d)/2+1))
 }
 
-// flush writes the conversation's due notes, finishing an in-flight note first.
-func (w *Writer) flush(ctx context.Context, k convKeys, token string) error {
+// flush writes the conversation's due notes, finishing an in-flight note first. When it ends
+// right after publishing a note with nothing left pending, it returns that note's stored JSON:
+// the release clears it (one round trip fewer than clearing it here).
+func (w *Writer) flush(ctx context.Context, k convKeys, h *hold) (published string, err error) {
 	for range maxNotesPerClaim {
-		if err := w.renew(ctx, k.lease, token); err != nil {
-			return notSent(err)
-		}
-		st, err := loadState(ctx, w.rdb, k, w.cfg.MaxLinesPerNote)
+		at := time.Now()
+		st, err := loadState(ctx, w.rdb, k, h.token, w.cfg.LeaseTTL, w.cfg.MaxLinesPerNote)
 		if err != nil {
-			return err
+			return "", err
 		}
+		h.extended(at)
 		fresh := st.inflight == nil // a note this call renders now has certainly not been posted yet
 		if fresh {
 			if len(st.pending) == 0 || w.now().Before(st.dueAt(w.cfg)) {
-				return nil
+				return "", nil
 			}
-			f, err := w.begin(ctx, k, token, st)
+			// The budget is taken before the note is rendered, so that a note that had to wait
+			// for it carries every action that arrived meanwhile.
+			waited, err := w.budget.acquire(ctx)
 			if err != nil {
-				return err
+				return "", notSent(err)
+			}
+			if waited {
+				at := time.Now()
+				if st, err = loadState(ctx, w.rdb, k, h.token, w.cfg.LeaseTTL, w.cfg.MaxLinesPerNote); err != nil {
+					return "", err
+				}
+				h.extended(at)
+				if st.inflight != nil || len(st.pending) == 0 {
+					return "", notSent(fmt.Errorf("notes: conversation %s changed while its flush waited: %w", k.id, errLeaseLost))
+				}
+			}
+			f, err := w.begin(ctx, k, h, st)
+			if err != nil {
+				return "", err
 			}
 			st.inflight = f
 		}
-		if err := w.settle(ctx, k, token, st.inflight, fresh); err != nil {
+		left, err := w.settle(ctx, k, h, st.inflight, fresh)
+		if err != nil {
 			switch {
 			case errors.Is(err, errGoneHandled):
-				return nil
+				return "", nil
 			case errors.Is(err, errRejectedHandled):
 				continue
 			}
-			return err
+			return "", err
+		}
+		if left == 0 {
+			return st.inflight.raw, nil
+		}
+		if err := w.clearInflight(ctx, k, h, st.inflight); err != nil {
+			return "", err
 		}
 	}
+	return "", nil
+}
+
+// hold is the lease this replica holds on a conversation while it flushes it.
+type hold struct {
+	key, token string
+	at         time.Time // when a lease-checked write last extended it: the wall clock before the write
+}
+
+func (h *hold) extended(at time.Time) { h.at = at }
+
+// renewHeld extends h before a call unless a lease-checked write extended it moments ago: it
+// still has nearly all of its time then, well beyond one call.
+func (w *Writer) renewHeld(ctx context.Context, h *hold) error {
+	if !h.at.IsZero() && time.Since(h.at) < w.cfg.LeaseTTL/10 {
+		return nil
+	}
+	at := time.Now()
+	if err := w.renew(ctx, h.key, h.token); err != nil {
+		return err
+	}
+	h.extended(at)
 	return nil
 }
 
@@ -380,7 +526,7 @@ var (
 )
 
 // begin renders the next note from the head of the pending list and persists it as in flight.
-func (w *Writer) begin(ctx context.Context, k convKeys, token string, st convState) (*inflight, error) {
+func (w *Writer) begin(ctx context.Context, k convKeys, h *hold, st convState) (*inflight, error) {
 	head := st.pending[0]
 	var actions []messages.Action
 	for _, it := range st.pending {
@@ -405,37 +551,41 @@ func (w *Writer) begin(ctx context.Context, k convKeys, token string, st convSta
 		Lines:           n.Lines,
 		HTML:            n.HTML,
 	}
-	if err := w.putInflight(ctx, k, token, f); err != nil {
+	if err := w.putInflight(ctx, k, h, f); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
 // putInflight stores f in place of the in-flight note last read or written (none for a new one).
-func (w *Writer) putInflight(ctx context.Context, k convKeys, token string, f *inflight) error {
+func (w *Writer) putInflight(ctx context.Context, k convKeys, h *hold, f *inflight) error {
 	raw, err := f.encode()
 	if err != nil {
 		return err
 	}
+	at := time.Now()
 	n, err := putInflightScript.Run(ctx, w.rdb, []string{k.lease, k.inflight},
-		token, f.raw, raw, ttlSeconds(w.cfg.DeliveredTTL)).Int64()
+		h.token, f.raw, raw, ttlSeconds(w.cfg.DeliveredTTL), w.cfg.LeaseTTL.Milliseconds()).Int64()
 	if err != nil {
 		return fmt.Errorf("notes: store in-flight note of conversation %s: %w", k.id, err)
 	}
 	if err := scriptResult(n, "store in-flight note of conversation "+k.id); err != nil {
 		return notSent(err)
 	}
+	h.extended(at)
 	f.raw = raw
 	return nil
 }
 
-// settle brings an in-flight note to its end: posted exactly once, booked, published, cleared.
-// fresh says the note was rendered by this flush and no POST of it was attempted yet.
-func (w *Writer) settle(ctx context.Context, k convKeys, token string, f *inflight, fresh bool) error {
+// settle brings an in-flight note to its end: posted exactly once, booked and published; the
+// caller clears it. fresh says the note was rendered by this flush and no POST of it was attempted
+// yet. It returns how many actions are pending after the note (-1 when unknown).
+func (w *Writer) settle(ctx context.Context, k convKeys, h *hold, f *inflight, fresh bool) (left int64, err error) {
+	left = -1
 	if f.Phase == phasePosting {
-		partID, err := w.post(ctx, k, token, f, fresh)
+		partID, err := w.post(ctx, k, h, f, fresh)
 		if err != nil {
-			return err
+			return left, err
 		}
 		posted := *f
 		posted.Phase = phasePosted
@@ -443,16 +593,19 @@ func (w *Writer) settle(ctx context.Context, k convKeys, token string, f *inflig
 		posted.WrittenAt = w.now().UTC()
 		raw, err := posted.encode()
 		if err != nil {
-			return err
+			return left, err
 		}
+		at := time.Now()
 		n, err := completeScript.Run(ctx, w.rdb, []string{k.lease, k.inflight, k.pending, k.meta, k.accepted},
-			token, f.raw, raw, len(f.Lines), f.toSeq(), ttlSeconds(w.cfg.DeliveredTTL)).Int64()
+			h.token, f.raw, raw, len(f.Lines), f.toSeq(), ttlSeconds(w.cfg.DeliveredTTL), w.cfg.LeaseTTL.Milliseconds()).Int64()
 		if err != nil {
-			return fmt.Errorf("notes: book note %s of conversation %s: %w", f.Ref, k.id, err)
+			return left, fmt.Errorf("notes: book note %s of conversation %s: %w", f.Ref, k.id, err)
 		}
 		if err := scriptResult(n, "book note "+f.Ref); err != nil {
-			return notSent(err)
+			return left, notSent(err)
 		}
+		h.extended(at)
+		left = n
 		posted.raw = raw
 		*f = posted
 		w.m.notesPosted.WithLabelValues(messages.NoteActions).Inc()
@@ -461,13 +614,18 @@ func (w *Writer) settle(ctx context.Context, k convKeys, token string, f *inflig
 			w.m.actionLatency.Observe(posted.WrittenAt.Sub(l.Action.EventTime).Seconds())
 		}
 	}
-	if err := w.renew(ctx, k.lease, token); err != nil { // a replica that lost the lease publishes nothing
-		return notSent(err)
+	if err := w.renewHeld(ctx, h); err != nil { // a replica that lost the lease publishes nothing
+		return left, notSent(err)
 	}
 	if err := w.sink.NoteWritten(ctx, noteWritten(k.id, f)); err != nil {
-		return fmt.Errorf("notes: publish note %s of conversation %s: %w", f.Ref, k.id, err)
+		return left, fmt.Errorf("notes: publish note %s of conversation %s: %w", f.Ref, k.id, err)
 	}
-	n, err := clearInflightScript.Run(ctx, w.rdb, []string{k.lease, k.inflight}, token, f.raw).Int64()
+	return left, nil
+}
+
+// clearInflight deletes the in-flight note once notes.written has it.
+func (w *Writer) clearInflight(ctx context.Context, k convKeys, h *hold, f *inflight) error {
+	n, err := clearInflightScript.Run(ctx, w.rdb, []string{k.lease, k.inflight}, h.token, f.raw).Int64()
 	if err != nil {
 		return fmt.Errorf("notes: clear note %s of conversation %s: %w", f.Ref, k.id, err)
 	}
@@ -497,8 +655,9 @@ func noteWritten(conversationID string, f *inflight) messages.NoteWritten {
 
 // post makes sure the in-flight note is stored in Intercom exactly once and returns its part id: a
 // note that may have been posted before is looked for by its reference token first.
-func (w *Writer) post(ctx context.Context, k convKeys, token string, f *inflight, fresh bool) (string, error) {
-	renew := func(ctx context.Context) error { return w.renew(ctx, k.lease, token) }
+func (w *Writer) post(ctx context.Context, k convKeys, h *hold, f *inflight, fresh bool) (string, error) {
+	renew := func(ctx context.Context) error { return w.renewHeld(ctx, h) }
+	token := h.token
 	if f.MaybePosted && !fresh {
 		var partID string
 		var found bool
@@ -520,12 +679,16 @@ func (w *Writer) post(ctx context.Context, k convKeys, token string, f *inflight
 	}
 	if !f.MaybePosted {
 		f.MaybePosted = true // from here on a crash leaves the outcome unknown
-		if err := w.putInflight(ctx, k, token, f); err != nil {
+		if err := w.putInflight(ctx, k, h, f); err != nil {
 			return "", err
 		}
 	}
+	wait := w.budget.wait
+	if fresh {
+		wait = prepaid // flush took the budget before rendering the note
+	}
 	var partID string
-	err := w.call(ctx, f.WorkspaceID, "reply_note", renew, func(ctx context.Context) error {
+	err := w.callWithin(ctx, f.WorkspaceID, "reply_note", wait, renew, func(ctx context.Context) error {
 		var err error
 		partID, err = w.ic.ReplyNote(ctx, k.id, f.HTML)
 		return err
@@ -533,7 +696,7 @@ func (w *Writer) post(ctx context.Context, k convKeys, token string, f *inflight
 	if err != nil {
 		if certainlyNotStored(err) && !errors.Is(err, ErrConversationGone) {
 			f.MaybePosted = false // saves a lookup next time; on failure the lookup just happens
-			if perr := w.putInflight(context.WithoutCancel(ctx), k, token, f); perr != nil {
+			if perr := w.putInflight(context.WithoutCancel(ctx), k, h, f); perr != nil {
 				w.log.Debug("could not record that a note was not posted", zap.Error(perr))
 			}
 		}

@@ -216,6 +216,51 @@ func TestEnqueueRejectsInvalidInputPermanently(t *testing.T) {
 	}
 }
 
+func TestEnqueueBatchStopsAtTheFirstRefusedMessage(t *testing.T) {
+	h := newHarness(t)
+	clock := newFakeClock()
+	w := clockedWriter(h, clock, nil)
+	ctx := context.Background()
+	now := clock.Now()
+
+	// Redis lost its scripts (a restart): the batch loads them again.
+	if err := h.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	batch := []messages.ConversationActions{
+		actionsMsg("c1", false, act("a1", now)),
+		actionsMsg("c2", false, act("a21", now), act("a22", now)),
+		actionsMsg("c1", false),                                 // nothing to do
+		actionsMsg("c1", false, messages.Action{Text: "no id"}), // refused before anything is sent
+		actionsMsg("c2", false, act("a23", now)),
+	}
+	done, err := w.EnqueueBatch(ctx, batch)
+	if done != 3 || !errors.Is(err, ErrInvalidInput) || !IsPermanent(err) {
+		t.Fatalf("EnqueueBatch = %d, %v; want 3 done and a permanent invalid-input error", done, err)
+	}
+	// The rest after the refused message, given again with what went before: duplicates dropped.
+	if done, err := w.EnqueueBatch(ctx, append(batch[:3:3], batch[4])); done != 4 || err != nil {
+		t.Fatalf("EnqueueBatch again = %d, %v; want all 4", done, err)
+	}
+	if got := metricValue(t, w.m.duplicatesDropped); got != 3 {
+		t.Errorf("duplicates dropped = %v, want 3", got)
+	}
+	clock.Advance(6 * time.Second)
+	flushNow(t, ctx, w)
+	checkExactlyOnce(t, h.ic, map[string][]string{"c1": {"a1"}, "c2": {"a21", "a22", "a23"}})
+
+	// A gone conversation refuses its message; the one before it is accepted.
+	if err := h.rdb.Set(ctx, keysFor("c3").gone, "1", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	done, err = w.EnqueueBatch(ctx, []messages.ConversationActions{
+		actionsMsg("c1", false, act("a12", now)), actionsMsg("c3", false, act("a31", now)),
+	})
+	if done != 1 || !errors.Is(err, ErrConversationGone) {
+		t.Fatalf("EnqueueBatch with a gone conversation = %d, %v; want 1 done and ErrConversationGone", done, err)
+	}
+}
+
 func TestBacklogCapPushesBack(t *testing.T) {
 	h := newHarness(t)
 	cfg := testConfig()

@@ -51,22 +51,49 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	res.WriteSummary(stdout)
-	if cfg.Results == "" {
-		return nil
+	root, err := stack.ModuleRoot(ctx)
+	if err != nil {
+		return err
 	}
-	path := cfg.Results
-	if !filepath.IsAbs(path) {
-		root, err := stack.ModuleRoot(ctx)
-		if err != nil {
+	if cfg.Results != "" {
+		var sb strings.Builder
+		res.WriteMarkdown(&sb)
+		if err := os.WriteFile(inRoot(root, cfg.Results), []byte(sb.String()), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", cfg.Results, err)
+		}
+		fmt.Fprintf(stdout, "\nresults written to %s\n", cfg.Results)
+	}
+	if cfg.Readme != "" {
+		if err := updateReadme(inRoot(root, cfg.Readme), res); err != nil {
 			return err
 		}
-		path = filepath.Join(root, path)
+		fmt.Fprintf(stdout, "results table written to %s\n", cfg.Readme)
+	}
+	return nil
+}
+
+// inRoot resolves a path relative to the module root.
+func inRoot(root, path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(root, path)
+}
+
+// updateReadme replaces the table between the bench markers of the README at path.
+func updateReadme(path string, res *bench.Results) error {
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
 	}
 	var sb strings.Builder
-	res.WriteMarkdown(&sb)
-	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", cfg.Results, err)
+	res.WriteReadmeSection(&sb)
+	out, err := bench.ReplaceReadmeTable(string(doc), sb.String())
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	fmt.Fprintf(stdout, "\nresults written to %s\n", cfg.Results)
+	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
 	return nil
 }
