@@ -23,7 +23,8 @@ vet:
 	$(GO) vet ./...
 
 # The package Benchmark* functions (short -benchtime), then the pipeline benchmark: the four binaries
-# as processes under load beside their limits. Prints the table and writes bench/RESULTS.md;
+# as processes under load beside their limits. Prints the table, writes bench/RESULTS.md and the
+# table between the bench markers of README.md;
 # BENCHFLAGS passes bench.* flags (go run ./bench/cmd/pipelinebench -h lists them).
 BENCHFLAGS ?=
 bench:

@@ -382,39 +382,6 @@ func TestFetchProfileWaitsForTheListener(t *testing.T) {
 	}
 }
 
-func TestBuildOverlaysThePprofListenerOnAMainPackage(t *testing.T) {
-	root := t.TempDir()
-	write := func(name, body string) {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("go.mod", "module example.com/tiny\n\ngo 1.24\n")
-	write("svc/main.go", "package main\n\nimport \"time\"\n\nfunc main() { time.Sleep(time.Minute) }\n")
-	bin := filepath.Join(root, "bin")
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
-	if err := build(ctx, root, bin, []string{"svc"}, true); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "svc", overlayFile)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the overlay wrote into the source tree: %v", err)
-	}
-	addr := freeAddr(t)
-	proc := startProcess(t, filepath.Join(bin, "svc"), PprofAddrEnv+"="+addr)
-	defer proc()
-	file := filepath.Join(root, "cmdline")
-	if err := FetchProfile(ctx, addr, "cmdline", file); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(file); !strings.Contains(string(b), "svc") {
-		t.Fatalf("pprof cmdline %q", b)
-	}
-}
-
 func TestDrainRateIsTakenBetweenTenAndNinetyPercent(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	d := Drain{Target: 1000, Samples: []Sample{

@@ -74,7 +74,7 @@ type Config struct {
 	LimitRecords  int
 	RedisRequests int
 	// Profile takes CPU and allocation profiles of the services under load, ProfileSeconds
-	// long, through a pprof listener compiled into the benchmark's own build of the binaries.
+	// long, from /debug/pprof/ on each service's admin address.
 	Profile        bool
 	ProfileSeconds int
 }

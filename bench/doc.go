@@ -7,8 +7,7 @@
 // functions.
 //
 // A run goes: the package benchmarks (go test -bench, short benchtime); a build of the four
-// binaries with a pprof listener added through go build -overlay (the repository's binaries are
-// not changed); the limits; the throughput phase, in which ingest and then the linker each
+// binaries (profiled through /debug/pprof/ on their admin addresses); the limits; the throughput phase, in which ingest and then the linker each
 // drain a backlog alone, timed between 10% and 90% of it, with their process CPU time; then
 // one paced latency row per notewriter coalescing setting, measuring event time → note stored
 // in the fake for every live line, and the notewriter's Intercom calls per action; then the

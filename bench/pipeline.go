@@ -76,7 +76,6 @@ type system struct {
 	stack   *stack.Stack
 	logFile *os.File
 	admins  map[string]string
-	pprofs  map[string]string
 	running map[string]bool
 	noteEnv []string // the notewriter's current coalescing environment
 
@@ -144,10 +143,6 @@ func startSystem(ctx context.Context, cfg Config, workDir string, out io.Writer,
 		s.close()
 		return nil, err
 	}
-	if s.pprofs, err = stack.AdminAddrs(); err != nil {
-		s.close()
-		return nil, err
-	}
 	s.logFile, err = os.Create(filepath.Join(workDir, "services.log"))
 	if err != nil {
 		s.close()
@@ -208,9 +203,6 @@ func (s *system) progress(format string, args ...any) {
 // start starts service with extra environment.
 func (s *system) start(service string, extra ...string) error {
 	env := []string{"THREADLINE_ADMIN_ADDR=" + s.admins[service]}
-	if s.cfg.Profile {
-		env = append(env, PprofAddrEnv+"="+s.pprofs[service])
-	}
 	if _, err := s.stack.Start(service, append(env, extra...)...); err != nil {
 		return err
 	}
@@ -462,7 +454,7 @@ func (s *system) profileCPU(ctx context.Context, service, stage string, seconds 
 	go func() {
 		ctx, cancel := context.WithTimeout(ctx, time.Duration(seconds+30)*time.Second)
 		defer cancel()
-		done <- FetchProfile(ctx, s.pprofs[service], fmt.Sprintf("profile?seconds=%d", seconds), p.Path)
+		done <- FetchProfile(ctx, s.admins[service], fmt.Sprintf("profile?seconds=%d", seconds), p.Path)
 	}()
 	return func() (Profile, error) { return p, <-done }
 }
@@ -473,7 +465,7 @@ func (s *system) profileAllocs(ctx context.Context, service, stage string) (Prof
 		Path: filepath.Join(s.workDir, "profiles", service+"-"+stage+"-allocs.pprof")}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return p, FetchProfile(ctx, s.pprofs[service], "allocs", p.Path)
+	return p, FetchProfile(ctx, s.admins[service], "allocs", p.Path)
 }
 
 // recordingOpener remembers who would open a conversation, to open them later.

@@ -425,9 +425,9 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "## Profiles under load")
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "CPU profiles and allocations (alloc_space since the process started) of each stage, taken through a")
-		fmt.Fprintln(w, "net/http/pprof listener compiled into the benchmark's own build of the binaries (go build -overlay); the")
-		fmt.Fprintf(w, "profile files stay in %s/profiles. Top functions by flat share:\n", c.WorkDir)
+		fmt.Fprintln(w, "CPU profiles and allocations (alloc_space since the process started) of each stage, taken from")
+		fmt.Fprintf(w, "/debug/pprof/ on each service's admin address; the profile files stay in %s/profiles. Top functions\n", c.WorkDir)
+		fmt.Fprintln(w, "by flat share:")
 		for _, p := range r.Profiles {
 			fmt.Fprintln(w)
 			fmt.Fprintf(w, "### %s, %s, %s\n\n", p.Service, p.Kind, stageText(p.Stage))

@@ -65,7 +65,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *zap.Logger) (*Resu
 	}
 
 	fmt.Fprintln(out, "bench: building the four binaries")
-	if err := BuildBinaries(ctx, filepath.Join(workDir, "bin"), cfg.Profile); err != nil {
+	binDir, err := filepath.Abs(filepath.Join(workDir, "bin"))
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	if err := stack.Build(ctx, binDir); err != nil {
 		return nil, err
 	}
 	s, err := startSystem(ctx, cfg, workDir, out, log)
