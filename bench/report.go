@@ -270,7 +270,7 @@ func (r *Results) ruleRow(m MicroResult) Row {
 	if trig, ok := m.Metric("triggers-ns/action"); ok {
 		route, _ := m.Metric("route-ns/action")
 		row.Measured = fmtDur(time.Duration(trig))
-		row.Limit = fmt.Sprintf("linkstore RouteBatch per action in the same benchmark: %s", fmtDur(time.Duration(route)))
+		row.Limit = fmt.Sprintf("linkstore RouteBatch CPU time (process + redis-server) per action in the same benchmark: %s", fmtDur(time.Duration(route)))
 		row.Ratio = ratio(trig, route)
 		return row
 	}

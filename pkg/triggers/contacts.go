@@ -37,7 +37,7 @@ func (e *Engine) RememberContact(ctx context.Context, contacts ...Contact) error
 	pipe := e.rdb.TxPipeline() // each contact's HSET and PEXPIRE together
 	ttl := e.cfg.ContactTTL
 	for _, c := range contacts {
-		if c.EmailHash == "" || strings.ContainsFunc(c.EmailHash, isControl) || (c.ContactID == "" && c.ExternalID == "") {
+		if c.EmailHash == "" || hasControl(c.EmailHash) || (c.ContactID == "" && c.ExternalID == "") {
 			continue
 		}
 		fields := make([]any, 0, 4)

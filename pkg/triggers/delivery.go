@@ -2,7 +2,6 @@ package triggers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -93,9 +92,9 @@ type evalCall struct {
 // queueEvaluate queues the luaEvaluate calls that decide the claims and follow the sessions' page
 // events. On a single server a call takes up to maxPerCall claims and maxPerCall sessions, so a
 // batch is usually one call; on a cluster a call takes the claims of one user, or one session.
-func (e *Engine) queueEvaluate(ctx context.Context, rt *roundTrip, claims []claim, sessions []string, events map[string][]pageEvent, leaseUntil int64) ([]*evalCall, error) {
+func (e *Engine) queueEvaluate(ctx context.Context, rt *roundTrip, claims []claim, sessions [][]pageEvent, leaseUntil int64) ([]*evalCall, error) {
 	claimParts := e.partition(len(claims), func(i int) string { return "u:" + claims[i].user })
-	sessionParts := e.partition(len(sessions), func(i int) string { return "s:" + sessions[i] })
+	sessionParts := e.partition(len(sessions), func(i int) string { return "s:" + sessions[i][0].session })
 	n := max(len(claimParts), len(sessionParts))
 	if e.cluster {
 		n = len(claimParts) + len(sessionParts) // each call keeps to one hash tag
@@ -122,39 +121,52 @@ func (e *Engine) queueEvaluate(ctx context.Context, rt *roundTrip, claims []clai
 			sets = "1"
 		}
 		ec := &evalCall{claims: make([]*claim, 0, len(cpart))}
-		keys := make([]string, 0, 3*len(cpart)+len(spart)+2)
-		args := make([]any, 0, 6+5*len(cpart)+len(spart))
+		keys := make([]string, 0, 3*len(cpart)+len(spart)+3)
+		args := make([]any, 0, 6+3*len(cpart)+len(spart))
 		args = append(args, len(cpart), len(spart), leaseUntil, e.cfg.MarkerTTL.Milliseconds(), e.pageTTL.Milliseconds(), sets)
 		for _, j := range cpart {
 			c := &claims[j]
-			body, err := json.Marshal(c.event)
+			body, err := messages.Marshal(c.event)
 			if err != nil {
 				return nil, fmt.Errorf("triggers: encode event: %w", err)
 			}
-			resolve := "0"
-			if c.resolve {
-				resolve = "1"
+			keys = append(keys, c.marker)
+			if c.rule.everyMs > 0 {
+				keys = append(keys, limiterKey(c.user, c.rule.Name))
 			}
-			keys = append(keys, c.marker, limiterKey(c.user, c.rule.Name), contactKey(c.user))
-			args = append(args, c.event.ActionID, c.ms, c.rule.everyMs, resolve, body)
+			spec := c.rule.everySpec
+			var value any = body // the script adds the contact it resolves
+			if c.resolve {
+				keys = append(keys, contactKey(c.user))
+				spec = "r" + spec
+			} else {
+				value = unconfirmedMarker(leaseUntil, body)
+			}
+			args = append(args, spec, c.ms, value)
 			ec.claims = append(ec.claims, c)
 		}
 		for _, j := range spart {
 			start := len(buf)
-			var err error
-			if buf, err = appendPageEvents(buf, sessions[j], events[sessions[j]]); err != nil {
-				return nil, err
-			}
-			keys = append(keys, sessionKey(sessions[j]))
+			buf = appendPageEvents(buf, sessions[j])
+			keys = append(keys, sessionKey(sessions[j][0].session))
 			args = append(args, buf[start:len(buf):len(buf)])
 		}
 		if !e.cluster {
-			keys = append(keys, unconfirmedKey, dueKey)
+			keys = append(keys, unconfirmedKey, dueKey, pagesKey)
 		}
 		ec.call = rt.eval(ctx, e.scripts.evaluate, keys, args...)
 		calls = append(calls, ec)
 	}
 	return calls, nil
+}
+
+// unconfirmedMarker is the value of a new unconfirmed marker (see scripts.go) that resolved no
+// contact: no redeliveries yet, no contact ids.
+func unconfirmedMarker(leaseUntil int64, event []byte) []byte {
+	v := make([]byte, 0, len(event)+24)
+	v = append(v, stateUnconfirmed...)
+	v = append(strconv.AppendInt(append(v, unitSep), leaseUntil, 10), unitSep, '0', unitSep, unitSep, unitSep)
+	return append(v, event...)
 }
 
 // readClaims reads the decisions: it counts them and returns the events to emit, in the order
@@ -234,9 +246,10 @@ func (e *Engine) queueForget(ctx context.Context, rt *roundTrip) {
 
 // Confirm records that events returned by Evaluate, EvaluateBatch or Tick were produced, so Tick
 // does not emit them again. Confirming twice, or an event that was never claimed, is harmless.
-// It is one round trip: on a single server one script call (per maxPerCall events).
+// It is one round trip with no script: per event one SET XX KEEPTTL that leaves its marker
+// "confirmed" (and drops the stored event), and one ZREM of them all from the unconfirmed set.
 func (e *Engine) Confirm(ctx context.Context, events []messages.IntercomEvent) error {
-	markers := make([]string, 0, len(events))
+	markers := make([]any, 0, len(events))
 	for i := range events {
 		ev := &events[i]
 		user := eventUserKey(ev)
@@ -253,21 +266,12 @@ func (e *Engine) Confirm(ctx context.Context, events []messages.IntercomEvent) e
 		return nil
 	}
 	rt := e.newRoundTrip()
-	if !e.cluster {
-		for _, keys := range e.groupKeys(markers) {
-			rt.eval(ctx, e.scripts.confirm, append(keys, unconfirmedKey), "1")
-		}
-		return e.exec(ctx, rt, "confirm")
-	}
 	e.queueForget(ctx, rt)
-	members := make([]any, len(markers))
-	for i, mk := range markers {
-		members[i] = mk
+	for _, mk := range markers {
+		// A marker exists only for a claimed action; one suppressed or given up stays decided.
+		rt.pipe.SetArgs(ctx, mk.(string), stateConfirmed, redis.SetArgs{Mode: "XX", KeepTTL: true})
 	}
-	for _, keys := range e.groupKeys(markers) {
-		rt.eval(ctx, e.scripts.confirm, keys, "0")
-	}
-	rt.pipe.ZRem(ctx, unconfirmedKey, members...)
+	rt.pipe.ZRem(ctx, unconfirmedKey, markers...)
 	return e.exec(ctx, rt, "confirm")
 }
 
@@ -312,7 +316,7 @@ func (e *Engine) redeliver(ctx context.Context, now time.Time, markers []string)
 			switch verdict {
 			case "again":
 				var ev messages.IntercomEvent
-				if err := json.Unmarshal([]byte(body), &ev); err != nil {
+				if err := messages.Unmarshal([]byte(body), &ev); err != nil {
 					e.log.Error("triggers: stored event unreadable; dropped", zap.String("marker", mk), zap.Error(err))
 					forget = append(forget, mk)
 					continue
@@ -336,7 +340,7 @@ func (e *Engine) redeliver(ctx context.Context, now time.Time, markers []string)
 				update.pipe.ZAddXX(ctx, unconfirmedKey, redis.Z{Score: lease, Member: mk})
 			case "gaveup":
 				var ev messages.IntercomEvent
-				_ = json.Unmarshal([]byte(body), &ev) // for the log and the count only
+				_ = messages.Unmarshal([]byte(body), &ev) // for the log and the count only
 				if r := e.ruleNamed(ev.Rule); r != nil {
 					r.counters.gaveUp.Inc()
 				}

@@ -34,8 +34,8 @@
 // depend only on the session's events and the clock Tick is given, so a replay decides the same;
 // the page state lives in Redis, so replicas and restarts carry on where others stopped. Only
 // sessions with a pending wait have page state, so an action that matches nothing costs Redis
-// work only when it is a page event and some rule has a dwell: one HMGET, within a single call
-// per batch.
+// work only when it is a page event and some rule has a dwell: its share of one SMISMEMBER per
+// batch, and no script work unless its session has page state.
 //
 // # Exactly once
 //
@@ -43,7 +43,8 @@
 // kept MarkerTTL), and a later evaluation of the same action, a replay or a retry, finds it and
 // emits nothing. An emitted event is stored in its marker as unconfirmed, with a lease, and
 // listed in the unconfirmed set atomically with that decision (on a cluster, listed before it);
-// Confirm, once the caller produced the event, marks it confirmed. Tick emits again any event
+// the marker is written with SET NX GET, which decides and records in one call. Confirm, once
+// the caller produced the event, marks it confirmed (and drops the stored event). Tick emits again any event
 // whose lease ended unconfirmed (the produce failed or the process died), at most
 // MaxRedeliveries times. So nothing is lost between a decision and its produce, and an event is
 // produced twice only when a produce outlived its lease; it is then the same event (rule and
@@ -52,20 +53,33 @@
 //
 // # Redis
 //
-// On a single server an evaluation is one round trip and usually one script call: the claims of
-// the batch and the page events of its sessions go to one call of luaEvaluate. Confirm is one
-// round trip and one script call. On Redis Cluster every script call keeps to the keys of one
-// hash tag (a user's, or a session's), all in the same round trip; when a batch claims or starts
-// anything, one round trip before it lists the claims as unconfirmed and schedules the dwell
-// starts (the set and the schedule are single keys), and the entries of claims that emitted
-// nothing are removed with the engine's next round trip.
+// Redis work is counted in calls (each command, those a script runs included, costs the server
+// about the same), so the keys are laid out to need few: a claim without every is one SET NX GET
+// PX (decision, unconfirmed event and expiry at once), one with every adds a GET and a SET PX of
+// its limiter, a suppressed one is a GET and a SET NX; Confirm is one SET XX KEEPTTL per event
+// and one ZREM for all; a session's page state is one string (one GET, one SET PX) and each wait
+// it starts one SET PX of its event.
 //
-//	tl:trg:{s:<session>}:pg             hash  current page, pending dwell waits, page ends  max dwell + grace + 1h
-//	tl:trg:{u:<user>}:m:<rule>:<action> hash  the decision: state, lease, tries, event    MarkerTTL
-//	tl:trg:{u:<user>}:l:<rule>          hash  the last emission's event time (every)      2 × every + 1m
-//	tl:trg:{u:e:<hash>}:ct              hash  the contact of an email hash: x, c ids      ContactTTL
-//	tl:trg:due                          zset  dwell waits by due time (event-time ms)     until decided
-//	tl:trg:unconfirmed                  zset  unconfirmed markers by lease end (wall ms)  until confirmed
+// On a single server an evaluation is one round trip: an SMISMEMBER of the set of sessions with
+// page state asks about the sessions that start no wait, and one call of luaEvaluate (per 500
+// claims or sessions) takes the claims and the sessions that start one; a second round trip
+// sends luaEvaluate the sessions the set named, when there are any. A batch that matches nothing
+// runs no script. Confirm is one round trip with no script. On Redis Cluster every script call
+// keeps to the keys of one hash tag (a user's, or a session's), all in the same round trip, and
+// there is no set of sessions with page state: each session with page events is a call of its
+// own; when a batch claims or starts anything, one round trip before it lists the claims as
+// unconfirmed and schedules the dwell starts (the set and the schedule are single keys), and the
+// entries of claims that emitted nothing are removed with the engine's next round trip.
+//
+//	tl:trg:{s:<session>}:page                   string  current page, pending waits, page ends   max dwell + grace + 1h
+//	tl:trg:{s:<session>}:w:<rule>:<pageview>    string  a pending wait's event                   max dwell + grace + 1h
+//	tl:trg:{u:<user>}:d:<rule>:<action>         string  the decision; while unconfirmed, with    MarkerTTL
+//	                                                    lease, tries, contact ids and event
+//	tl:trg:{u:<user>}:t:<rule>                  string  the last emission's event time (every)   2 × every + 1m
+//	tl:trg:{u:e:<hash>}:ct                      hash    the contact of an email hash: x, c ids   ContactTTL
+//	tl:trg:pages                                set     sessions with page state (single server) max dwell + grace + 1h
+//	tl:trg:due                                  zset    dwell waits by due time (event-time ms)  until decided
+//	tl:trg:unconfirmed                          zset    unconfirmed markers by lease end (ms)    until confirmed
 //
 // <user> is "x:" and the user id, else "c:" and the Intercom contact id, else "e:" and the email
 // hash.

@@ -3,10 +3,10 @@ package triggers
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -16,17 +16,17 @@ import (
 
 // batch is the Redis work an evaluation found.
 type batch struct {
-	claims   []claim
-	sessions map[string][]pageEvent // session → its page events
-	order    []string               // sessions in first-seen order
+	claims []claim
+	pages  []pageEvent // page events, grouped by session by groupSessions
 }
 
 // pageEvent is a pageview or pageleave of a session, with the dwell rules a pageview starts.
 type pageEvent struct {
-	id     string
-	ms     int64
-	kind   string
-	starts []pageStart
+	session string
+	id      string
+	ms      int64
+	kind    string
+	starts  []pageStart
 }
 
 type pageStart struct {
@@ -35,36 +35,76 @@ type pageStart struct {
 	event messages.IntercomEvent
 }
 
-func (b *batch) pageEvent(session string, pe pageEvent) {
-	if b.sessions == nil {
-		b.sessions = map[string][]pageEvent{}
+// groupSessions groups the page events by session, in first-seen order and in input order
+// within a session, and returns each session's events.
+func groupSessions(pages []pageEvent) [][]pageEvent {
+	if len(pages) == 0 {
+		return nil
 	}
-	if _, ok := b.sessions[session]; !ok {
-		b.order = append(b.order, session)
+	index := make(map[string]int, len(pages))
+	group := make([]int, len(pages))
+	var ends []int // per group, its count, then where it ends in the grouped order
+	for i := range pages {
+		g, ok := index[pages[i].session]
+		if !ok {
+			g = len(ends)
+			index[pages[i].session] = g
+			ends = append(ends, 0)
+		}
+		group[i] = g
+		ends[g]++
 	}
-	b.sessions[session] = append(b.sessions[session], pe)
+	for g := 1; g < len(ends); g++ {
+		ends[g] += ends[g-1]
+	}
+	grouped := make([]pageEvent, len(pages))
+	next := make([]int, len(ends)) // where the next event of each group goes
+	for g := 1; g < len(ends); g++ {
+		next[g] = ends[g-1]
+	}
+	for i := range pages {
+		grouped[next[group[i]]] = pages[i]
+		next[group[i]]++
+	}
+	out := make([][]pageEvent, len(ends))
+	from := 0
+	for g, end := range ends {
+		out[g] = grouped[from:end:end]
+		from = end
+	}
+	return out
 }
 
-// run does the Redis work of an evaluation. On a single server that is one round trip and
-// usually one script call: it decides the claims and follows the pages of every session with
-// page events (most have no page state and cost their share of one EXISTS), and lists each
-// emission as unconfirmed and schedules each dwell start atomically with the decision. On a
-// cluster, where a script keeps to one hash tag, the same round trip holds a call per user with
-// claims and per session; when the batch claims or starts anything, a round trip before it lists
-// every claim as unconfirmed and schedules every dwell start, so that a crash after a decision
-// always leaves a trace a Tick finds. The unconfirmed entries of claims that emitted nothing are
-// removed with the next round trip (deferForget).
+// run does the Redis work of an evaluation.
+//
+// On a single server that is one round trip, two when a session with page state has page events
+// in the batch but starts no wait: the first asks the set of sessions with page state about the
+// sessions that start nothing (one SMISMEMBER) and, in the same round trip, sends the claims and
+// the sessions that start a wait to luaEvaluate (usually one call), which lists each emission as
+// unconfirmed and schedules each dwell start atomically with the decision; the second sends the
+// sessions the set named to luaEvaluate. Most actions therefore cost no script work at all, and
+// the sessions of a batch none beyond their share of one SMISMEMBER. (A session's state is
+// created only by the consumer of its actions, Tick only removes it, so asking first loses no
+// event; the set is kept by the scripts, atomically with the states.)
+//
+// On a cluster, where a script keeps to one hash tag and the set cannot be kept, the same round
+// trip holds a call per user with claims and per session with page events; when the batch claims
+// or starts anything, a round trip before it lists every claim as unconfirmed and schedules every
+// dwell start, so that a crash after a decision always leaves a trace a Tick finds. The
+// unconfirmed entries of claims that emitted nothing are removed with the next round trip
+// (deferForget).
 func (e *Engine) run(ctx context.Context, b *batch) ([]messages.IntercomEvent, error) {
 	leaseUntil := e.clock().Add(e.cfg.ClaimLease).UnixMilli()
-	rt := e.newRoundTrip()
+	sessions := groupSessions(b.pages)
 	if e.cluster {
 		first := e.newRoundTrip()
-		for _, session := range b.order {
-			for _, pe := range b.sessions[session] {
-				for _, s := range pe.starts {
-					first.pipe.ZAddNX(ctx, dueKey, redis.Z{Score: float64(s.due), Member: dueMember(session, pe.id, s.rule)})
-				}
+		for _, pe := range b.pages {
+			for _, s := range pe.starts {
+				first.pipe.ZAddNX(ctx, dueKey, redis.Z{Score: float64(s.due), Member: dueMember(pe.session, pe.id, s.rule)})
 			}
+		}
+		if err := e.queueWaitEvents(ctx, first, b.pages); err != nil {
+			return nil, err
 		}
 		if len(b.claims) > 0 || first.pipe.Len() > 0 {
 			// Removals go first: an entry kept for an undecided claim may be listed again now.
@@ -75,8 +115,36 @@ func (e *Engine) run(ctx context.Context, b *batch) ([]messages.IntercomEvent, e
 			}
 		}
 	}
+
+	// On a single server only the sessions that start a wait go with the claims; the set of
+	// sessions with page state says which of the others need following.
+	follow, others := sessions, [][]pageEvent(nil)
+	if !e.cluster {
+		follow = make([][]pageEvent, 0, len(sessions))
+		for _, list := range sessions {
+			if startsWait(list) {
+				follow = append(follow, list)
+			} else {
+				others = append(others, list)
+			}
+		}
+	}
+	rt := e.newRoundTrip()
 	e.queueForget(ctx, rt)
-	calls, err := e.queueEvaluate(ctx, rt, b.claims, b.order, b.sessions, leaseUntil)
+	if !e.cluster {
+		if err := e.queueWaitEvents(ctx, rt, b.pages); err != nil {
+			return nil, err
+		}
+	}
+	var withState *redis.BoolSliceCmd
+	if len(others) > 0 {
+		ids := make([]any, len(others))
+		for i, list := range others {
+			ids[i] = list[0].session
+		}
+		withState = rt.pipe.SMIsMember(ctx, pagesKey, ids...)
+	}
+	calls, err := e.queueEvaluate(ctx, rt, b.claims, follow, leaseUntil)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +156,35 @@ func (e *Engine) run(ctx context.Context, b *batch) ([]messages.IntercomEvent, e
 		return nil, err
 	}
 	e.deferForget(forget)
+
+	if withState != nil {
+		var more [][]pageEvent
+		for i, has := range withState.Val() {
+			if has && i < len(others) {
+				more = append(more, others[i])
+			}
+		}
+		if len(more) > 0 {
+			rt := e.newRoundTrip()
+			if _, err := e.queueEvaluate(ctx, rt, nil, more, leaseUntil); err != nil {
+				return nil, err
+			}
+			if err := e.exec(ctx, rt, "pages"); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return fired, nil
+}
+
+// startsWait reports whether one of a session's page events starts a dwell wait.
+func startsWait(list []pageEvent) bool {
+	for i := range list {
+		if len(list[i].starts) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Separators of appendPageEvents: ASCII record and unit separators, which neither ids (actions
@@ -100,8 +196,8 @@ const (
 
 // appendPageEvents appends to buf a session's page events in event-time order for luaEvaluate:
 // "1" when one starts a dwell rule, else "0", then per event its fields, each ended by unitSep,
-// and recordSep.
-func appendPageEvents(buf []byte, session string, list []pageEvent) ([]byte, error) {
+// and recordSep. The events of the waits go separately (queueWaitEvents).
+func appendPageEvents(buf []byte, list []pageEvent) []byte {
 	if !slices.IsSortedFunc(list, comparePageEvents) {
 		slices.SortStableFunc(list, comparePageEvents)
 	}
@@ -116,34 +212,49 @@ func appendPageEvents(buf []byte, session string, list []pageEvent) ([]byte, err
 			buf = append(buf, 'l', unitSep)
 		}
 		for _, s := range pe.starts {
-			body, err := json.Marshal(s.event)
-			if err != nil {
-				return nil, fmt.Errorf("triggers: encode event: %w", err)
-			}
 			buf = append(append(buf, s.rule...), unitSep)
 			buf = append(strconv.AppendInt(buf, s.due, 10), unitSep)
-			buf = append(append(buf, dueMember(session, pe.id, s.rule)...), unitSep)
-			buf = append(append(buf, body...), unitSep)
+			buf = append(append(buf, dueMember(pe.session, pe.id, s.rule)...), unitSep)
 			buf[flag] = '1'
 		}
 		buf = append(buf, recordSep)
 	}
-	return buf, nil
+	return buf
+}
+
+// queueWaitEvents queues, as plain commands ahead of the script calls, the SET PX that stores
+// the event of each dwell wait the page events start (luaEvaluate need not carry it). A start
+// the script then finds too old to apply leaves an event no page state names, which expires.
+func (e *Engine) queueWaitEvents(ctx context.Context, rt *roundTrip, pages []pageEvent) error {
+	for i := range pages {
+		pe := &pages[i]
+		for _, s := range pe.starts {
+			body, err := messages.Marshal(s.event)
+			if err != nil {
+				return fmt.Errorf("triggers: encode event: %w", err)
+			}
+			rt.pipe.Set(ctx, waitKey(pe.session, s.rule, pe.id), body, e.pageTTL)
+		}
+	}
+	return nil
 }
 
 func comparePageEvents(a, b pageEvent) int { return cmp.Compare(a.ms, b.ms) }
 
+// dueMember is a dwell wait's member of the due set: session, pageview and rule joined by GS
+// (\x1d; none of them holds a control character, and the page events that carry the member to
+// luaEvaluate separate fields with RS and US).
 func dueMember(session, pageview, rule string) string {
-	b, _ := json.Marshal([3]string{session, pageview, rule}) // strings always encode
-	return string(b)
+	return session + "\x1d" + pageview + "\x1d" + rule
 }
 
 func parseDueMember(m string) (session, pageview, rule string, ok bool) {
-	var v [3]string
-	if err := json.Unmarshal([]byte(m), &v); err != nil {
+	session, rest, ok1 := strings.Cut(m, "\x1d")
+	pageview, rule, ok2 := strings.Cut(rest, "\x1d")
+	if !ok1 || !ok2 || session == "" || pageview == "" || rule == "" {
 		return "", "", "", false
 	}
-	return v[0], v[1], v[2], true
+	return session, pageview, rule, true
 }
 
 // dueEntry is one scheduled dwell wait that Tick looks at.
@@ -184,7 +295,7 @@ func (e *Engine) tickDwell(ctx context.Context, cutoff int64, members []string) 
 			continue
 		case d.verdict == "fire" && r != nil:
 			var ev messages.IntercomEvent
-			if err := json.Unmarshal([]byte(events[i]), &ev); err != nil || eventUserKey(&ev) == "" {
+			if err := messages.Unmarshal([]byte(events[i]), &ev); err != nil || eventUserKey(&ev) == "" {
 				e.log.Error("triggers: stored dwell event unreadable; dropped", zap.String("rule", d.rule), zap.Error(err))
 				break
 			}
@@ -208,7 +319,7 @@ func (e *Engine) tickDwell(ctx context.Context, cutoff int64, members []string) 
 			}
 		}
 		rt := e.newRoundTrip()
-		calls, err := e.queueEvaluate(ctx, rt, claims, nil, nil, leaseUntil)
+		calls, err := e.queueEvaluate(ctx, rt, claims, nil, leaseUntil)
 		if err != nil {
 			return nil, err
 		}
@@ -254,6 +365,7 @@ func (e *Engine) decide(ctx context.Context, sessions []string, bySession map[st
 			dg.keys = append(dg.keys, sessionKey(sessions[i]))
 			dg.args = append(dg.args, len(list))
 			for _, d := range list {
+				dg.keys = append(dg.keys, waitKey(d.session, d.rule, d.pageview))
 				dg.args = append(dg.args, d.rule, d.pageview)
 				dg.entries = append(dg.entries, d)
 			}
@@ -297,15 +409,20 @@ func (e *Engine) queueSettle(ctx context.Context, rt *roundTrip, decided []*dueE
 		bySession[d.session] = append(bySession[d.session], d)
 	}
 	for _, part := range e.partition(len(sessions), func(i int) string { return "s:" + sessions[i] }) {
-		keys := make([]string, 0, len(part))
-		var args []any
+		keys := make([]string, 0, len(part)+1)
+		args := []any{"0"}
 		for _, i := range part {
 			list := bySession[sessions[i]]
 			keys = append(keys, sessionKey(sessions[i]))
 			args = append(args, len(list))
 			for _, d := range list {
+				keys = append(keys, waitKey(d.session, d.rule, d.pageview))
 				args = append(args, d.rule, d.pageview)
 			}
+		}
+		if !e.cluster {
+			keys = append(keys, pagesKey)
+			args[0] = "1"
 		}
 		rt.eval(ctx, e.scripts.settle, keys, args...)
 	}

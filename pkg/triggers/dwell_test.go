@@ -296,3 +296,47 @@ func testDwellWithEvery(t *testing.T, newRig backend) {
 		t.Fatalf("fired %v, want %v", fired, want)
 	}
 }
+
+// TestPageStateKeys follows the Redis keys of a dwell wait on a single server: the session's page
+// state, the wait's event and the set of sessions with page state all carry a TTL; a session
+// whose state expired leaves the set when it is next seen; once decided, nothing is left.
+func TestPageStateKeys(t *testing.T) {
+	r := newRig(t)
+	e := r.engine(mustParse(t, dwellRules))
+	inSet := func() bool { return r.rdb.SIsMember(r.ctx, pagesKey, "sess-1").Val() }
+
+	r.evaluate(e, in(pageview("pv-1", "/pricing", 0), user))
+	if !inSet() {
+		t.Fatal("a session that started a wait is not in the set of sessions with page state")
+	}
+	for _, key := range []string{sessionKey("sess-1"), waitKey("sess-1", "lingered-on-pricing", "pv-1"), pagesKey} {
+		if ttl := r.rdb.PTTL(r.ctx, key).Val(); ttl <= 0 || ttl > e.pageTTL {
+			t.Errorf("%s: TTL %s, want within (0, %s]", key, ttl, e.pageTTL)
+		}
+	}
+
+	// The state expires (the key is gone, the set still names the session): the next page
+	// event of the session takes it out of the set and creates nothing.
+	r.rdb.Del(r.ctx, sessionKey("sess-1"))
+	r.evaluate(e, in(pageview("pv-2", "/checkout", 10*time.Second), user))
+	if inSet() {
+		t.Error("a session whose page state expired is still in the set")
+	}
+	if n := r.rdb.Exists(r.ctx, sessionKey("sess-1")).Val(); n != 0 {
+		t.Error("a page event that starts nothing created page state")
+	}
+
+	// A new wait, decided by a Tick: its event fires and every key of it goes.
+	r.evaluate(e, in(pageview("pv-3", "/pricing", 20*time.Second), user))
+	if got := r.tick(e, t0.Add(20*time.Second+time.Minute+grace)); len(got) != 1 || got[0].ActionID != "pv-3" {
+		t.Fatalf("Tick = %v, want the wait of pv-3", got)
+	}
+	if inSet() {
+		t.Error("a session with nothing pending is still in the set")
+	}
+	for _, key := range []string{sessionKey("sess-1"), waitKey("sess-1", "lingered-on-pricing", "pv-3")} {
+		if n := r.rdb.Exists(r.ctx, key).Val(); n != 0 {
+			t.Errorf("%s left after the wait was decided", key)
+		}
+	}
+}

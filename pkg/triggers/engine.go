@@ -25,18 +25,30 @@ const (
 	// unconfirmedKey lists emitted events not yet confirmed: member the marker key, score the
 	// lease's end in wall-clock ms.
 	unconfirmedKey = "tl:trg:unconfirmed"
+	// pagesKey is, on a single server, the set of sessions with page state, so that one call
+	// tells which sessions of a batch need reading. A cluster has none.
+	pagesKey = "tl:trg:pages"
 )
 
 // pageTTLMargin keeps a session's page state this long past its longest dwell and grace.
 const pageTTLMargin = time.Hour
 
-func sessionKey(session string) string { return "tl:trg:{s:" + session + "}:pg" }
+// sessionKey is where a session's page state is kept (a string: see pageState). The scripts
+// take the session back from it: the key's fixed prefix and suffix are 10 and 6 bytes long.
+func sessionKey(session string) string { return "tl:trg:{s:" + session + "}:page" }
 
-func markerKey(user, rule, actionID string) string {
-	return "tl:trg:{u:" + user + "}:m:" + rule + ":" + actionID
+// waitKey is where the event of a pending dwell wait is kept until Tick decides it.
+func waitKey(session, rule, pageview string) string {
+	return "tl:trg:{s:" + session + "}:w:" + rule + ":" + pageview
 }
 
-func limiterKey(user, rule string) string { return "tl:trg:{u:" + user + "}:l:" + rule }
+// markerKey is where the decision about a (rule, action) is kept (a string: see scripts.go).
+func markerKey(user, rule, actionID string) string {
+	return "tl:trg:{u:" + user + "}:d:" + rule + ":" + actionID
+}
+
+// limiterKey is where the event time of a rule's last emission for a user is kept (every).
+func limiterKey(user, rule string) string { return "tl:trg:{u:" + user + "}:t:" + rule }
 
 // contactKey is where the contact of a user known by an email hash is remembered
 // (RememberContact); only keys of "e:" users are ever written.
@@ -116,8 +128,8 @@ type Input struct {
 // process died) is returned again by a later Tick, on any replica.
 type Engine struct {
 	rules      []compiledRule
-	candidates map[string][]int // PostHog event name → rules that may match it, in file order
-	anyEvent   []int            // rules with no event condition, in file order
+	candidates map[string]*ruleIndex // PostHog event name → rules that may match it
+	anyEvent   *ruleIndex            // rules with no event condition
 	byName     map[string]int
 	hasDwell   bool
 	pageTTL    time.Duration
@@ -138,8 +150,9 @@ type Engine struct {
 
 type compiledRule struct {
 	Rule
-	everyMs  int64
-	counters ruleCounters
+	everyMs   int64
+	everySpec string // everyMs in decimal, as luaEvaluate takes it
+	counters  ruleCounters
 }
 
 // Option adjusts an Engine.
@@ -161,7 +174,7 @@ func NewEngine(rules *Rules, rdb redis.UniversalClient, log *zap.Logger, reg pro
 		rules = &Rules{}
 	}
 	e := &Engine{
-		candidates: map[string][]int{},
+		candidates: map[string]*ruleIndex{},
 		byName:     map[string]int{},
 		cfg:        DefaultConfig(),
 		rdb:        rdb,
@@ -175,14 +188,17 @@ func NewEngine(rules *Rules, rdb redis.UniversalClient, log *zap.Logger, reg pro
 	}
 	_, e.cluster = rdb.(*redis.ClusterClient)
 	var maxDwell time.Duration
+	var anyEvent []int
 	for i, r := range rules.Triggers {
-		e.rules = append(e.rules, compiledRule{Rule: r, everyMs: r.Every.Milliseconds(), counters: e.metrics.forRule(r.Name)})
+		e.rules = append(e.rules, compiledRule{Rule: r, everyMs: r.Every.Milliseconds(),
+			everySpec: strconv.FormatInt(r.Every.Milliseconds(), 10), counters: e.metrics.forRule(r.Name)})
 		e.byName[r.Name] = i
 		if len(r.When.Events) == 0 {
-			e.anyEvent = append(e.anyEvent, i)
+			anyEvent = append(anyEvent, i)
 		}
 		maxDwell = max(maxDwell, r.Dwell)
 	}
+	e.anyEvent = newRuleIndex(rules.Triggers, anyEvent)
 	// Each event name gets its own rules merged, in file order, with those of any event.
 	for _, r := range rules.Triggers {
 		for _, ev := range r.When.Events {
@@ -195,7 +211,7 @@ func NewEngine(rules *Rules, rdb redis.UniversalClient, log *zap.Logger, reg pro
 					list = append(list, j)
 				}
 			}
-			e.candidates[ev] = list
+			e.candidates[ev] = newRuleIndex(rules.Triggers, list)
 		}
 	}
 	e.hasDwell = maxDwell > 0
@@ -224,8 +240,9 @@ func (e *Engine) Evaluate(ctx context.Context, pa messages.ProductAction, user U
 // replicas. Dwell rules emit nothing here: their pageview starts a wait that Tick decides.
 // Anonymous users emit nothing and are counted; so does a user known by an email hash only
 // unless RememberContact gave the hash a contact, whose ids the event then carries (resolved in
-// the same script call that claims it). The Redis work of the batch is one round trip (on a
-// cluster, two when something matches), none when nothing matches and no rule has a dwell.
+// the same script call that claims it). The Redis work of the batch is one round trip, none when
+// nothing matches and no rule has a dwell; two when a session with pending dwell waits has page
+// events in the batch but starts none, or, on a cluster, when something matches.
 //
 // On error nothing is lost: events already claimed are returned again by Tick after the lease.
 func (e *Engine) EvaluateBatch(ctx context.Context, inputs []Input) ([]messages.IntercomEvent, error) {
@@ -238,7 +255,7 @@ func (e *Engine) EvaluateBatch(ctx context.Context, inputs []Input) ([]messages.
 		ms, valid := eventMillis(pa)
 		newest = max(newest, ms)
 		starts = starts[:0]
-		for _, ri := range e.candidatesFor(pa.Action.Event) {
+		for _, ri := range e.candidatesFor(pa.Action.Event, pa.Action.Kind) {
 			r := &e.rules[ri]
 			if !r.When.Matches(pa) {
 				continue
@@ -261,11 +278,11 @@ func (e *Engine) EvaluateBatch(ctx context.Context, inputs []Input) ([]messages.
 			b.claims = append(b.claims, newClaim(r, ev, ms, i))
 		}
 		if e.hasDwell && valid && isPageEvent(pa.Action.Kind) && pa.Action.SessionID != "" {
-			b.pageEvent(pa.Action.SessionID, pageEvent{id: pa.Action.ActionID, ms: ms, kind: pa.Action.Kind, starts: slices.Clone(starts)})
+			b.pages = append(b.pages, pageEvent{session: pa.Action.SessionID, id: pa.Action.ActionID, ms: ms, kind: pa.Action.Kind, starts: slices.Clone(starts)})
 		}
 	}
 	e.sawEventTime(newest)
-	if len(b.claims) == 0 && len(b.order) == 0 {
+	if len(b.claims) == 0 && len(b.pages) == 0 {
 		return nil, nil
 	}
 	return e.run(ctx, &b)
@@ -326,11 +343,77 @@ func (e *Engine) Tick(ctx context.Context, now time.Time) ([]messages.IntercomEv
 	return out, nil
 }
 
-func (e *Engine) candidatesFor(event string) []int {
-	if list, ok := e.candidates[event]; ok {
-		return list
+// candidatesFor returns the rules that may match an action of this PostHog event and kind, in
+// file order.
+func (e *Engine) candidatesFor(event, kind string) []int {
+	ix, ok := e.candidates[event]
+	if !ok {
+		ix = e.anyEvent
 	}
-	return e.anyEvent
+	if k := kindID(kind); k >= 0 {
+		return ix.byKind[k]
+	}
+	return ix.anyKind
+}
+
+// kinds are the action kinds (messages.Kind*) a rule may name, each indexed by kindID.
+var kinds = [...]string{
+	messages.KindPageview, messages.KindPageleave, messages.KindClick, messages.KindSubmit,
+	messages.KindChange, messages.KindRageClick, messages.KindDeadClick, messages.KindError,
+	messages.KindException, messages.KindIdentify, messages.KindCustom,
+}
+
+// kindID is the index of kind in kinds, -1 for another.
+func kindID(kind string) int {
+	switch kind {
+	case messages.KindPageview:
+		return 0
+	case messages.KindPageleave:
+		return 1
+	case messages.KindClick:
+		return 2
+	case messages.KindSubmit:
+		return 3
+	case messages.KindChange:
+		return 4
+	case messages.KindRageClick:
+		return 5
+	case messages.KindDeadClick:
+		return 6
+	case messages.KindError:
+		return 7
+	case messages.KindException:
+		return 8
+	case messages.KindIdentify:
+		return 9
+	case messages.KindCustom:
+		return 10
+	}
+	return -1
+}
+
+// ruleIndex splits the rules of one event by the action kinds they may match, so that an action
+// is tried only against rules of its event and kind.
+type ruleIndex struct {
+	byKind  [len(kinds)][]int // by kindID: the rules for that kind, in file order
+	anyKind []int             // the rules with no kind condition, for any other kind
+}
+
+func newRuleIndex(rules []Rule, list []int) *ruleIndex {
+	ix := &ruleIndex{}
+	for _, i := range list {
+		if len(rules[i].When.Kinds) == 0 {
+			ix.anyKind = append(ix.anyKind, i)
+		}
+	}
+	for k, kind := range kinds {
+		for _, i := range list {
+			if len(rules[i].When.Kinds) == 0 || slices.Contains(rules[i].When.Kinds, kind) {
+				ix.byKind[k] = append(ix.byKind[k], i)
+			}
+		}
+	}
+	return ix
 }
 
 // eventMillis is the action's event time in Unix ms, and whether the action can trigger at all:
@@ -339,13 +422,22 @@ func (e *Engine) candidatesFor(event string) []int {
 func eventMillis(pa *messages.ProductAction) (int64, bool) {
 	t := pa.Action.EventTime
 	if pa.Action.ActionID == "" || t.IsZero() || t.Unix() < 0 ||
-		strings.ContainsFunc(pa.Action.ActionID, isControl) || strings.ContainsFunc(pa.Action.SessionID, isControl) {
+		hasControl(pa.Action.ActionID) || hasControl(pa.Action.SessionID) {
 		return 0, false
 	}
 	return t.UnixMilli(), true
 }
 
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+// hasControl reports whether s holds an ASCII control character (no byte of a longer UTF-8
+// sequence is one).
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
 
 func isPageEvent(kind string) bool {
 	return kind == messages.KindPageview || kind == messages.KindPageleave

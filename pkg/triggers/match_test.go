@@ -1,6 +1,7 @@
 package triggers
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/threadline/threadline/pkg/messages"
@@ -69,8 +70,8 @@ func TestConditionMatching(t *testing.T) {
 	}
 }
 
-// TestCandidatesKeepFileOrder checks the event index: an action is tried against the rules of
-// its event and those of any event, in file order.
+// TestCandidatesKeepFileOrder checks the rule index: an action is tried against the rules of its
+// event and those of any event, less those whose kind condition excludes its kind, in file order.
 func TestCandidatesKeepFileOrder(t *testing.T) {
 	rules := mustParse(t, `triggers:
   - name: clicked-anything
@@ -80,25 +81,28 @@ func TestCandidatesKeepFileOrder(t *testing.T) {
   - name: viewed-page
     when: { event: $pageview }
   - name: hit-error
-    when: { kind: error }
+    when: { kind: [error, exception] }
+  - name: clicked-or-submitted
+    when: { event: $autocapture, kind: [click, submit] }
 `)
 	e := NewEngine(rules, nil, nil, nil)
-	for event, want := range map[string][]int{
-		"$rageclick":     {0, 1, 3},
-		"$autocapture":   {0, 1, 3},
-		"$pageview":      {0, 2, 3},
-		"payment_failed": {0, 3},
+	for _, tc := range []struct {
+		event, kind string
+		want        []int
+	}{
+		{"$rageclick", messages.KindRageClick, []int{1}},
+		{"$rageclick", messages.KindClick, []int{0, 1}},
+		{"$autocapture", messages.KindClick, []int{0, 1, 4}},
+		{"$autocapture", messages.KindSubmit, []int{1, 4}},
+		{"$autocapture", messages.KindChange, []int{1}},
+		{"$pageview", messages.KindPageview, []int{2}},
+		{"payment_failed", messages.KindError, []int{3}},
+		{"$exception", messages.KindException, []int{3}},
+		{"payment_failed", messages.KindCustom, nil},
+		{"payment_failed", "", nil},
 	} {
-		got := e.candidatesFor(event)
-		if len(got) != len(want) {
-			t.Errorf("%s: candidates %v, want %v", event, got, want)
-			continue
-		}
-		for i := range want {
-			if got[i] != want[i] {
-				t.Errorf("%s: candidates %v, want %v", event, got, want)
-				break
-			}
+		if got := e.candidatesFor(tc.event, tc.kind); !slices.Equal(got, tc.want) {
+			t.Errorf("%s %s: candidates %v, want %v", tc.event, tc.kind, got, tc.want)
 		}
 	}
 }

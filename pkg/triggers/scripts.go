@@ -9,7 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Marker states (field "st" of a marker hash).
+// Marker states: the first byte of a marker's value.
 const (
 	stateUnconfirmed = "u" // emitted, not yet confirmed: Tick emits it again after its lease
 	stateConfirmed   = "c" // emitted and confirmed
@@ -18,7 +18,20 @@ const (
 )
 
 // The scripts take the work of many users or sessions in one call: on a single server one call
-// serves a whole batch; on a cluster each call carries the keys of one hash tag only.
+// serves a whole batch; on a cluster each call carries the keys of one hash tag only. They are
+// written to make few Redis calls, and to move little data through Lua: Redis's Lua hashes every
+// byte of each string it makes, so events are built and stored outside it where they can be.
+//
+// A marker is a string: "c", "s" or "x", or, while unconfirmed, "u" and, each ended by US (\x1f),
+// the lease's end (wall ms), the redeliveries so far, the external id and the contact id the
+// claim resolved ("" when none), then the event JSON.
+//
+// A session's page state is a string: the current page (its pageview's action id, empty after a
+// pageleave), US, the newest page event's ms, US, "1" when the current page has pending dwell
+// rules else "0"; then records, each started by RS (\x1e), with fields separated by US: "p",
+// rule, pageview, due ms for each pending dwell rule, "e", pageview, ms for when a page with
+// pending rules ended (the earliest page event after it). Each pending rule's event is a key of
+// its own (waitKey), so that the state stays small.
 
 // luaEvaluate does the Redis work of an evaluation in one call: it decides claims and follows
 // sessions' pages (either part may be empty). On a cluster each call keeps to one hash tag: a
@@ -29,98 +42,106 @@ const (
 // is not decided, so a later evaluation may emit once the contact is known), not when the rule's
 // every holds (the limiter's last emission is closer than every in event time, either way);
 // otherwise it records the emission in the limiter and stores the event in an unconfirmed marker
-// with a lease, with the contact's ids when it resolved one. A marker, its limiter and the
-// contact share the user's tag. On a single server the call also lists each emission in the
-// unconfirmed set; on a cluster the caller listed every claim there beforehand.
+// with a lease, with the contact's ids when it resolved one. The marker is written with SET NX
+// GET PX, which decides, records and expires in one call: a claim without every costs one call,
+// one with every three (GET and SET PX of the limiter), a limited one two. A marker, its limiter
+// and the contact share the user's tag. On a single server the call also lists the emissions in
+// the unconfirmed set (one ZADD for all); on a cluster the caller listed every claim there
+// beforehand.
 //
-// KEYS: per claim, marker, limiter and contact; then per session its page hash; then, on a single
-// server, the unconfirmed set and the due set.
-// ARGV: n_claims, n_sessions, lease_until_ms, marker_ttl_ms, page_ttl_ms, "1" when the last two
-// keys are the sets; then per claim: action id, event ms, every ms, "1" to resolve the user's
-// contact, event JSON; then per session its page events (see the pages part below).
+// Pages: each session given is read (one GET of its page state) and, when an event changed it,
+// written (one SET PX), however many events it has; the caller stores the event of each dwell
+// rule a pageview starts (waitKey) with plain commands ahead of the call. A page event newer than the newest ends the current page and, if a
+// pageview, opens its own; an older one, or a repeat of the current pageview, changes nothing.
+// Only a pageview that starts dwell rules creates the state, and Tick deletes it once nothing is
+// pending, so most sessions have none; on a single server the caller sends only the sessions
+// that start a wait or that the set of sessions with page state names, and the call keeps that
+// set (SADD of the sessions whose state it created, SREM of those named but whose state expired,
+// one PEXPIRE) and schedules the starts in the due set (one ZADD for all); on a cluster the
+// caller sends every session with page events, each in a call of its own, and scheduled the
+// starts beforehand.
+//
+// KEYS: per claim its marker, then its limiter when the rule has every, then its contact when it
+// resolves one; then per session its page state; then, on a single server, the unconfirmed set,
+// the due set and the set of sessions with page state.
+// ARGV: n_claims, n_sessions, lease_until_ms, marker_ttl_ms, page_ttl_ms, "1" when the last three
+// keys are the sets; then per claim: every ms ("r" before it to resolve the user's contact), event
+// ms, and the value of its unconfirmed marker (built by the caller, so that no event passes
+// through Lua strings), or for a claim that resolves a contact the event JSON; then per session
+// its page events: "1" when some event starts a dwell rule, else "0", then its page events in
+// event-time order, each ended by RS, with fields ended by US: action id, event ms, "v"
+// (pageview) or "l" (pageleave), then per rule it starts: rule, due ms, due-set member. (Ids with
+// control characters never get here.)
 // Returns per claim: "fire" (resolved: "fire", US, external id, US, contact id), "limited",
 // "unknown" or "dup:<state>".
-//
-// Pages: a session hash holds the current page ("cur": its pageview's action id, empty after a
-// pageleave; "cur_t": the newest page event's ms; "cur_p": 1 when the current page has pending
-// dwell rules), each pending dwell rule ("p|<rule>|<pageview>": due ms, "e|<rule>|<pageview>":
-// the event JSON) and when a page with pending rules ended ("end|<pageview>": the earliest page
-// event after it). A page event newer than cur_t ends the current page and, if a pageview, opens
-// its own; an older one, or a repeat of the current pageview, changes nothing. Only a pageview
-// that starts dwell rules creates a hash, and a hash with nothing pending is deleted, so most
-// sessions have none: the sessions of a call that start nothing cost one EXISTS of them all. On a
-// single server the call also schedules each start in the due set; on a cluster the caller
-// scheduled them beforehand. A session's page events are one string: "1" when some event starts
-// a dwell rule, else "0", then its page events in event-time order, each ended by RS (\x1e), with
-// fields ended by US (\x1f): action id, event ms, "v" (pageview) or "l" (pageleave), then per rule
-// it starts: rule, due ms, due-set member, event JSON. (Ids with control characters never get
-// here; JSON escapes them.)
 const luaEvaluate = `
 local nc, ns = tonumber(ARGV[1]), tonumber(ARGV[2])
-local lease, ttl, pttl = ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local uk, dk = nil, nil
-if ARGV[6] == '1' then uk, dk = KEYS[#KEYS - 1], KEYS[#KEYS] end
+local lease, ttl, pttl = ARGV[3], ARGV[4], ARGV[5]
+local uk, dk, pk = nil, nil, nil
+if ARGV[6] == '1' then uk, dk, pk = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS] end
 local out = {}
+local listed = {}
+local k, a = 1, 6
 for i = 1, nc do
-  local mk, lk, ck = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local a = 6 + (i - 1) * 5
-  local aid, t, every, resolve, ev = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4] == '1', ARGV[a + 5]
-  local st = redis.call('HGET', mk, 'st')
-  if st then
-    out[i] = 'dup:' .. st
+  local spec, t, ev = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
+  a = a + 3
+  local resolve = string.byte(spec, 1) == 114
+  local every = tonumber(resolve and string.sub(spec, 2) or spec)
+  local mk, lk, ck = KEYS[k], nil, nil
+  k = k + 1
+  if every > 0 then lk = KEYS[k]; k = k + 1 end
+  if resolve then ck = KEYS[k]; k = k + 1 end
+  local x, c = '', ''
+  if resolve then
+    local ct = redis.call('HMGET', ck, 'x', 'c')
+    x, c = ct[1] or '', ct[2] or ''
+  end
+  if resolve and x == '' and c == '' then
+    local old = redis.call('GET', mk)
+    if old then out[i] = 'dup:' .. string.sub(old, 1, 1) else out[i] = 'unknown' end
   else
-    local x, c = '', ''
-    if resolve then
-      local ct = redis.call('HMGET', ck, 'x', 'c')
-      x, c = ct[1] or '', ct[2] or ''
+    local last = nil
+    if lk then last = tonumber(redis.call('GET', lk)) end
+    local limited = last ~= nil and math.abs(t - last) < every
+    local val = 's'
+    if not limited then
+      val = ev
+      if resolve then val = 'u\31' .. lease .. '\31' .. '0\31' .. x .. '\31' .. c .. '\31' .. ev end
     end
-    if resolve and x == '' and c == '' then
-      out[i] = 'unknown'
+    local old = redis.call('SET', mk, val, 'NX', 'GET', 'PX', ttl)
+    if old then
+      out[i] = 'dup:' .. string.sub(old, 1, 1)
+    elseif limited then
+      out[i] = 'limited'
     else
-      local limited = false
-      if every > 0 then
-        local last = tonumber(redis.call('HGET', lk, 't'))
-        if last and math.abs(t - last) < every then
-          limited = true
-        else
-          if last == nil or t > last then redis.call('HSET', lk, 't', t, 'a', aid) end
-          redis.call('PEXPIRE', lk, 2 * every + 60000)
-        end
-      end
-      if limited then
-        redis.call('HSET', mk, 'st', 's')
-        out[i] = 'limited'
-      else
-        if resolve then
-          redis.call('HSET', mk, 'st', 'u', 'lease', lease, 'n', 0, 'ev', ev, 'x', x, 'c', c)
-          out[i] = 'fire\31' .. x .. '\31' .. c
-        else
-          redis.call('HSET', mk, 'st', 'u', 'lease', lease, 'n', 0, 'ev', ev)
-          out[i] = 'fire'
-        end
-        if uk then redis.call('ZADD', uk, lease, mk) end
-      end
-      redis.call('PEXPIRE', mk, ttl)
+      if lk and (last == nil or t > last) then redis.call('SET', lk, t, 'PX', 2 * every + 60000) end
+      if resolve then out[i] = 'fire\31' .. x .. '\31' .. c else out[i] = 'fire' end
+      listed[#listed + 1] = lease
+      listed[#listed + 1] = mk
     end
   end
 end
+if uk and #listed > 0 then redis.call('ZADD', uk, unpack(listed)) end
 if ns == 0 then return out end
 
-local k0, a0 = 3 * nc, 6 + 5 * nc
-local todo, others = {}, {}
+local due, added, stale = {}, {}, {}
+local wroteAny = false
 for s = 1, ns do
-  if string.byte(ARGV[a0 + s], 1) == 49 then todo[#todo + 1] = s else others[#others + 1] = KEYS[k0 + s] end
-end
--- Sessions that start nothing matter only if they have page state, and usually none has.
-if #others > 0 and redis.call('EXISTS', unpack(others)) > 0 then
-  todo = {}
-  for s = 1, ns do todo[s] = s end
-end
-for _, s in ipairs(todo) do
-  local key, events = KEYS[k0 + s], ARGV[a0 + s]
-  local cur = redis.call('HMGET', key, 'cur', 'cur_t', 'cur_p')
-  local curid, curt, curp = cur[1] or '', tonumber(cur[2]), cur[3] == '1'
-  if curt ~= nil or string.byte(events, 1) == 49 then
+  local key, events = KEYS[k], ARGV[a + s]
+  k = k + 1
+  local st = redis.call('GET', key)
+  local curid, curt, curp, body = '', nil, false, ''
+  if st then
+    local h = string.find(st, '\30', 1, true) or (#st + 1)
+    local u1 = string.find(st, '\31', 1, true)
+    local u2 = string.find(st, '\31', u1 + 1, true)
+    curid, curt, curp = string.sub(st, 1, u1 - 1), tonumber(string.sub(st, u1 + 1, u2 - 1)), string.sub(st, u2 + 1, h - 1) == '1'
+    body = string.sub(st, h)
+  elseif pk and string.byte(events, 1) ~= 49 then
+    stale[#stale + 1] = string.sub(key, 11, -7) -- named by the set, but its state expired
+  end
+  if st or string.byte(events, 1) == 49 then
+    local add = {}
     local wrote = false
     for ev in string.gmatch(string.sub(events, 2), '([^\30]*)\30') do
       local f = {}
@@ -128,17 +149,26 @@ for _, s in ipairs(todo) do
       local id, t, kind = f[1], tonumber(f[2]), f[3]
       if (curt ~= nil or #f > 3) and id ~= curid and (curt == nil or t >= curt) then
         if curid ~= '' and curp then
-          local ek = 'end|' .. curid
-          local e = tonumber(redis.call('HGET', key, ek))
-          if e == nil or t < e then redis.call('HSET', key, ek, t) end
+          -- Times only grow, so the first end of a page is the earliest.
+          local mark = '\30e\31' .. curid .. '\31'
+          local seen = string.find(body, mark, 1, true)
+          if not seen then
+            for _, r in ipairs(add) do
+              if string.sub(r, 1, #mark) == mark then seen = true break end
+            end
+          end
+          if not seen then add[#add + 1] = mark .. t end
         end
         curp = false
         if kind == 'v' then curid = id else curid = '' end
         curt = t
         if kind == 'v' and #f > 3 then
-          for j = 4, #f, 4 do
-            redis.call('HSET', key, 'p|' .. f[j] .. '|' .. id, f[j + 1], 'e|' .. f[j] .. '|' .. id, f[j + 3])
-            if dk then redis.call('ZADD', dk, 'NX', f[j + 1], f[j + 2]) end
+          for j = 4, #f, 3 do
+            add[#add + 1] = '\30p\31' .. f[j] .. '\31' .. id .. '\31' .. f[j + 1]
+            if dk then
+              due[#due + 1] = f[j + 1]
+              due[#due + 1] = f[j + 2]
+            end
           end
           curp = true
         end
@@ -146,38 +176,21 @@ for _, s in ipairs(todo) do
       end
     end
     if wrote then
-      redis.call('HSET', key, 'cur', curid, 'cur_t', curt, 'cur_p', curp and '1' or '0')
-      if not curp and redis.call('HLEN', key) <= 3 then
-        redis.call('DEL', key) -- nothing pending: nothing to follow
-      else
-        redis.call('PEXPIRE', key, pttl)
-      end
+      redis.call('SET', key, curid .. '\31' .. curt .. '\31' .. (curp and '1' or '0') .. body .. table.concat(add), 'PX', pttl)
+      wroteAny = true
+      if pk and not st then added[#added + 1] = string.sub(key, 11, -7) end
     end
   end
 end
-return out
-`
-
-// luaConfirm marks unconfirmed markers confirmed and drops their stored events, and, on a single
-// server, removes them from the unconfirmed set (the last key).
-//
-// KEYS: markers, then on a single server the unconfirmed set. ARGV: "1" when the last key is the
-// set. Returns how many it confirmed.
-const luaConfirm = `
-local nk = #KEYS
-local uk = nil
-if ARGV[1] == '1' then uk = KEYS[nk]; nk = nk - 1 end
-local n = 0
-for i = 1, nk do
-  local mk = KEYS[i]
-  if redis.call('HGET', mk, 'st') == 'u' then
-    redis.call('HSET', mk, 'st', 'c')
-    redis.call('HDEL', mk, 'ev', 'lease', 'n')
-    n = n + 1
-  end
-  if uk then redis.call('ZREM', uk, mk) end
+if pk then
+  if #stale > 0 then redis.call('SREM', pk, unpack(stale)) end
+  if #added > 0 then redis.call('SADD', pk, unpack(added)) end
+  if wroteAny then redis.call('PEXPIRE', pk, pttl) end
 end
-return n
+if dk then
+  for i = 1, #due, 1000 do redis.call('ZADD', dk, 'NX', unpack(due, i, math.min(i + 999, #due))) end
+end
+return out
 `
 
 // luaRecover handles entries of the unconfirmed set: a marker still unconfirmed after its lease
@@ -190,23 +203,30 @@ const luaRecover = `
 local now, newlease, maxn = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local out = {}
 for i, mk in ipairs(KEYS) do
-  if redis.call('HGET', mk, 'st') ~= 'u' then
+  local v = redis.call('GET', mk)
+  if not v or string.sub(v, 1, 1) ~= 'u' then
     out[i] = {'done'}
   else
-    local lease = tonumber(redis.call('HGET', mk, 'lease')) or 0
-    if lease > now then
-      out[i] = {'leased', tostring(lease)}
+    local f, pos = {}, 3
+    for j = 1, 4 do
+      local e = string.find(v, '\31', pos, true)
+      if not e then break end
+      f[j] = string.sub(v, pos, e - 1)
+      pos = e + 1
+    end
+    local ev = string.sub(v, pos)
+    local lease, n = tonumber(f[1]) or 0, (tonumber(f[2]) or 0) + 1
+    if #f < 4 then
+      redis.call('SET', mk, 'x', 'KEEPTTL')
+      out[i] = {'gaveup', ''}
+    elseif lease > now then
+      out[i] = {'leased', f[1]}
+    elseif n > maxn then
+      redis.call('SET', mk, 'x', 'KEEPTTL')
+      out[i] = {'gaveup', ev}
     else
-      local ev = redis.call('HGET', mk, 'ev') or ''
-      if redis.call('HINCRBY', mk, 'n', 1) > maxn then
-        redis.call('HSET', mk, 'st', 'x')
-        redis.call('HDEL', mk, 'ev', 'lease')
-        out[i] = {'gaveup', ev}
-      else
-        redis.call('HSET', mk, 'lease', newlease)
-        local ids = redis.call('HMGET', mk, 'x', 'c')
-        out[i] = {'again', ev, ids[1] or '', ids[2] or ''}
-      end
+      redis.call('SET', mk, 'u\31' .. newlease .. '\31' .. n .. '\31' .. f[3] .. '\31' .. f[4] .. '\31' .. ev, 'KEEPTTL')
+      out[i] = {'again', ev, f[3], f[4]}
     end
   end
 end
@@ -216,25 +236,42 @@ return out
 // luaDecide gives the verdict on due dwell rules: "fire" when the page lasted past the rule's
 // due time (it ended at or after it, or it is still the session's current page and the due time
 // is before the cutoff), "left" when the page ended before, "wait" when it is neither yet,
-// "gone" when the rule is no longer pending. It changes nothing.
+// "gone" when the rule is no longer pending. It changes nothing. A session costs one GET, and the
+// events of the rules that fire one MGET for the whole call.
 //
-// KEYS: session hashes. ARGV: cutoff_ms, then per session: n and n pairs of rule and pageview.
-// Returns per pair, in order, {verdict, event JSON or ""}.
+// KEYS: per session its page state, then per pair the wait's event. ARGV: cutoff_ms, then per
+// session: n and n pairs of rule and pageview. Returns per pair, in order, {verdict, event JSON
+// or ""}.
 const luaDecide = `
 local cutoff = tonumber(ARGV[1])
-local a = 2
+local a, k = 2, 1
 local out = {}
-for _, key in ipairs(KEYS) do
+local fire, fireAt = {}, {}
+while k <= #KEYS do
+  local st = redis.call('GET', KEYS[k]) or ''
+  k = k + 1
   local n = tonumber(ARGV[a])
   a = a + 1
-  local cur = redis.call('HGET', key, 'cur') or ''
+  local u1 = string.find(st, '\31', 1, true)
+  local cur = ''
+  if u1 then cur = string.sub(st, 1, u1 - 1) end
   for i = 1, n do
     local rule, pv = ARGV[a], ARGV[a + 1]
     a = a + 2
-    local due = tonumber(redis.call('HGET', key, 'p|' .. rule .. '|' .. pv))
     local verdict = 'gone'
-    if due ~= nil then
-      local e = tonumber(redis.call('HGET', key, 'end|' .. pv))
+    local mark = '\30p\31' .. rule .. '\31' .. pv .. '\31'
+    local p = string.find(st, mark, 1, true)
+    if p then
+      local from = p + #mark
+      local stop = string.find(st, '\30', from, true) or (#st + 1)
+      local due = tonumber(string.sub(st, from, stop - 1))
+      local emark = '\30e\31' .. pv .. '\31'
+      local q = string.find(st, emark, 1, true)
+      local e = nil
+      if q then
+        local estop = string.find(st, '\30', q + 1, true) or (#st + 1)
+        e = tonumber(string.sub(st, q + #emark, estop - 1))
+      end
       if e ~= nil then
         if e >= due then verdict = 'fire' else verdict = 'left' end
       elseif due > cutoff then
@@ -245,62 +282,96 @@ for _, key in ipairs(KEYS) do
         verdict = 'left'
       end
     end
-    local ev = ''
-    if verdict == 'fire' then ev = redis.call('HGET', key, 'e|' .. rule .. '|' .. pv) or '' end
-    out[#out + 1] = {verdict, ev}
+    out[#out + 1] = {verdict, ''}
+    if verdict == 'fire' then
+      fire[#fire + 1] = KEYS[k]
+      fireAt[#fire] = #out
+    end
+    k = k + 1
+  end
+end
+if #fire > 0 then
+  for i = 1, #fire, 500 do
+    local evs = redis.call('MGET', unpack(fire, i, math.min(i + 499, #fire)))
+    for j, ev in ipairs(evs) do out[fireAt[i + j - 1]][2] = ev or '' end
   end
 end
 return out
 `
 
-// luaSettle removes decided dwell rules from sessions, the end time of pages with none pending
-// left, and a session's hash once nothing is pending in it.
+// luaSettle removes decided dwell rules from sessions' page state, the end time of pages with
+// none pending left, and the state once nothing is pending in it (on a single server also from
+// the set of sessions with page state); it deletes the decided waits' events. A session costs a
+// GET and a SET KEEPTTL (or DEL), the events one UNLINK for the whole call.
 //
-// KEYS: session hashes. ARGV: per session: n and n pairs of rule and pageview.
+// KEYS: per session its page state, then per pair the wait's event; then, on a single server,
+// the set of sessions with page state. ARGV: "1" when the last key is the set, then per session:
+// n and n pairs of rule and pageview.
 const luaSettle = `
-local a = 1
-for _, key in ipairs(KEYS) do
+local nk, pk = #KEYS, nil
+if ARGV[1] == '1' then pk = KEYS[nk]; nk = nk - 1 end
+local a, k = 2, 1
+local gone, events = {}, {}
+while k <= nk do
+  local key = KEYS[k]
+  k = k + 1
   local n = tonumber(ARGV[a])
   a = a + 1
-  local pages = {}
+  local decided = {}
   for i = 1, n do
-    local rule, pv = ARGV[a], ARGV[a + 1]
+    decided[ARGV[a] .. '\31' .. ARGV[a + 1]] = true
+    events[#events + 1] = KEYS[k]
     a = a + 2
-    redis.call('HDEL', key, 'p|' .. rule .. '|' .. pv, 'e|' .. rule .. '|' .. pv)
-    pages[pv] = true
+    k = k + 1
   end
-  local fields = redis.call('HKEYS', key)
-  local cur = redis.call('HGET', key, 'cur')
-  for pv in pairs(pages) do
-    local left = false
-    local suffix = '|' .. pv
-    for _, f in ipairs(fields) do
-      if string.sub(f, 1, 2) == 'p|' and string.sub(f, -#suffix) == suffix then
-        left = true
-        break
+  local st = redis.call('GET', key)
+  if st then
+    local h = string.find(st, '\30', 1, true) or (#st + 1)
+    local header = string.sub(st, 1, h - 1)
+    local waits, ends, pending = {}, {}, {}
+    for r in string.gmatch(string.sub(st, h), '\30([^\30]*)') do
+      local t = string.sub(r, 1, 1)
+      if t == 'p' then
+        local u1 = string.find(r, '\31', 3, true)
+        local u2 = string.find(r, '\31', u1 + 1, true)
+        if not decided[string.sub(r, 3, u2 - 1)] then
+          waits[#waits + 1] = r
+          pending[string.sub(r, u1 + 1, u2 - 1)] = true
+        end
+      elseif t == 'e' then
+        ends[#ends + 1] = r
       end
     end
-    if not left then
-      redis.call('HDEL', key, 'end|' .. pv)
-      if pv == cur then redis.call('HSET', key, 'cur_p', '0') end
+    if #waits == 0 then
+      redis.call('DEL', key)
+      if pk then gone[#gone + 1] = string.sub(key, 11, -7) end
+    else
+      local u1 = string.find(header, '\31', 1, true)
+      local u2 = string.find(header, '\31', u1 + 1, true)
+      if not pending[string.sub(header, 1, u1 - 1)] then header = string.sub(header, 1, u2) .. '0' end
+      local parts = {header}
+      for _, r in ipairs(waits) do parts[#parts + 1] = '\30' .. r end
+      for _, r in ipairs(ends) do
+        local u = string.find(r, '\31', 3, true)
+        if pending[string.sub(r, 3, u - 1)] then parts[#parts + 1] = '\30' .. r end
+      end
+      redis.call('SET', key, table.concat(parts), 'KEEPTTL')
     end
   end
-  if redis.call('HGET', key, 'cur_p') ~= '1' and redis.call('HLEN', key) <= 3 then
-    redis.call('DEL', key)
-  end
 end
+for i = 1, #events, 500 do redis.call('UNLINK', unpack(events, i, math.min(i + 499, #events))) end
+if #gone > 0 then redis.call('SREM', pk, unpack(gone)) end
 return 0
 `
 
 // scripts holds the compiled scripts of an Engine.
 type scripts struct {
-	evaluate, confirm, recover, decide, settle *redis.Script
+	evaluate, recover, decide, settle *redis.Script
 }
 
 func newScripts() scripts {
 	return scripts{
 		evaluate: redis.NewScript(luaEvaluate),
-		confirm:  redis.NewScript(luaConfirm),
 		recover:  redis.NewScript(luaRecover),
 		decide:   redis.NewScript(luaDecide),
 		settle:   redis.NewScript(luaSettle),
