@@ -23,6 +23,7 @@ import (
 	"github.com/threadline/threadline/pkg/linkstore"
 	"github.com/threadline/threadline/pkg/messages"
 	"github.com/threadline/threadline/pkg/redisclient"
+	"github.com/threadline/threadline/pkg/testkit/cputime"
 	"github.com/threadline/threadline/pkg/testkit/redistest"
 )
 
@@ -103,14 +104,14 @@ func BenchmarkLinkedActions(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	linkerCPUBefore, measuredCPU := processCPU()
+	linkerCPUBefore, measuredCPU := cputime.Process()
 	rounds := 0
 	for b.Loop() {
 		handleRound(rounds)
 		rounds++
 	}
 	linked := rounds * partitions * batchSize
-	linkerCPUAfter, _ := processCPU()
+	linkerCPUAfter, _ := cputime.Process()
 	if got := out.records.Load(); got != int64(linked) {
 		b.Fatalf("%d conversation.actions records for %d linked actions", got, linked)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/threadline/threadline/pkg/linkstore"
 	"github.com/threadline/threadline/pkg/messages"
+	"github.com/threadline/threadline/pkg/testkit/cputime"
 	"github.com/threadline/threadline/pkg/testkit/redistest"
 )
 
@@ -304,7 +305,7 @@ func startMeter(b *testing.B, ctx context.Context, rdb *redis.Client) meter {
 	b.Helper()
 	m := meter{rdb: rdb, info: readServerInfo(b, ctx, rdb)}
 	var ok bool
-	if m.process, ok = processCPU(); !ok {
+	if m.process, ok = cputime.Process(); !ok {
 		b.Fatal("the process's CPU time is unknown on this platform")
 	}
 	return m
@@ -312,7 +313,7 @@ func startMeter(b *testing.B, ctx context.Context, rdb *redis.Client) meter {
 
 func (m meter) stop(b *testing.B, ctx context.Context, into *redisUsage) {
 	b.Helper()
-	process, _ := processCPU()
+	process, _ := cputime.Process()
 	info := readServerInfo(b, ctx, m.rdb)
 	into.process += process - m.process
 	into.server += info.cpu - m.info.cpu
