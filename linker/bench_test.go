@@ -43,13 +43,26 @@ import (
 //
 // against the same server and reports its SET and GET rates and the ratio of linked actions to
 // SETs. It needs redis-server and redis-benchmark (Debian's redis-tools) on PATH.
-func BenchmarkLinkedActions(b *testing.B) {
+func BenchmarkLinkedActions(b *testing.B) { benchmarkActions(b, true) }
+
+// BenchmarkBufferedActions is BenchmarkLinkedActions for the path most of a backlog takes:
+// sessions that have no conversation (yet), one action of each of 500 sessions per batch, each
+// action carrying a few properties, as ingest writes them. Every action is buffered; nothing is
+// produced.
+func BenchmarkBufferedActions(b *testing.B) { benchmarkActions(b, false) }
+
+func benchmarkActions(b *testing.B, linked bool) {
 	const (
 		partitions = 3
 		batchSize  = kafka.DefaultMaxPollRecords
-		perSession = 5
-		sessions   = batchSize / perSession // per partition
 	)
+	perSession, props := 5, map[string]string(nil)
+	if !linked {
+		perSession = 1
+		props = map[string]string{"plan": "pro", "$event_type": "click", "$screen_name": "pricing",
+			"$prev_pageview_pathname": "/", "$prev_pageview_duration": "12.5", "experiment": "checkout-b"}
+	}
+	sessions := batchSize / perSession // per partition
 	redisBenchmark, err := exec.LookPath("redis-benchmark")
 	if err != nil {
 		b.Fatalf("redis-benchmark is not on PATH: install redis-tools (it comes with redis-server on Debian): %v", err)
@@ -72,8 +85,8 @@ func BenchmarkLinkedActions(b *testing.B) {
 	start := time.Now().UTC()
 	batches := make([]*benchBatch, partitions)
 	for p := range batches {
-		batches[p] = newBenchBatch(b, topics.ProductActions, int32(p), batchSize, sessions, start)
-		for s := 0; s < sessions; s++ {
+		batches[p] = newBenchBatch(b, topics.ProductActions, int32(p), batchSize, sessions, start, props)
+		for s := 0; linked && s < sessions; s++ {
 			ev := messages.ConversationEvent{
 				Version: messages.Version, EventID: fmt.Sprintf("bench-e%d-%d", p, s), Type: messages.ConvCreated,
 				ConversationID: fmt.Sprintf("bench-c%d-%d", p, s), SessionHint: benchSession(p, s), OccurredAt: start,
@@ -110,12 +123,16 @@ func BenchmarkLinkedActions(b *testing.B) {
 		handleRound(rounds)
 		rounds++
 	}
-	linked := rounds * partitions * batchSize
+	handled := rounds * partitions * batchSize
 	linkerCPUAfter, _ := cputime.Process()
-	if got := out.records.Load(); got != int64(linked) {
-		b.Fatalf("%d conversation.actions records for %d linked actions", got, linked)
+	want := int64(handled)
+	if !linked {
+		want = 0
 	}
-	actionsPerSec := float64(linked) / b.Elapsed().Seconds()
+	if got := out.records.Load(); got != want {
+		b.Fatalf("%d conversation.actions records for %d actions (linked: %v)", got, handled, linked)
+	}
+	actionsPerSec := float64(handled) / b.Elapsed().Seconds()
 	cpuAfter, err := redisCPU(ctx, rdb)
 	if err != nil {
 		b.Fatal(err)
@@ -130,10 +147,10 @@ func BenchmarkLinkedActions(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(actionsPerSec, "actions/s")
-	redisCPUPerAction := float64((cpuAfter - cpuBefore).Microseconds()) / float64(linked)
+	redisCPUPerAction := float64((cpuAfter - cpuBefore).Microseconds()) / float64(handled)
 	b.ReportMetric(redisCPUPerAction, "redis-cpu-µs/action")
 	if measuredCPU {
-		linkerCPUPerAction := float64((linkerCPUAfter - linkerCPUBefore).Microseconds()) / float64(linked)
+		linkerCPUPerAction := float64((linkerCPUAfter - linkerCPUBefore).Microseconds()) / float64(handled)
 		b.ReportMetric(linkerCPUPerAction, "linker-cpu-µs/action")
 		b.ReportMetric(1e6/(redisCPUPerAction+linkerCPUPerAction), "actions/cpu-s")
 	}
@@ -260,7 +277,7 @@ func benchSession(partition, session int) string {
 	return fmt.Sprintf("bench-s%d-%d", partition, session)
 }
 
-func newBenchBatch(b *testing.B, topic string, partition int32, size, sessions int, at time.Time) *benchBatch {
+func newBenchBatch(b *testing.B, topic string, partition int32, size, sessions int, at time.Time, props map[string]string) *benchBatch {
 	bb := &benchBatch{topic: topic, partition: partition}
 	for i := 0; i < size; i++ {
 		s := i % sessions
@@ -272,7 +289,8 @@ func newBenchBatch(b *testing.B, topic string, partition int32, size, sessions i
 				Page: "pricing", Path: "/pricing", Target: "Select Pro button",
 				Text: "User clicked Select Pro button on the pricing page",
 			},
-			Identity: messages.Identity{DistinctID: fmt.Sprintf("bench-u%d-%d", partition, s)},
+			Identity:   messages.Identity{DistinctID: fmt.Sprintf("bench-u%d-%d", partition, s)},
+			Properties: props,
 		}
 		before, after, ok := bytes.Cut(mustJSON(pa), []byte(benchIDPlaceholder))
 		if !ok {

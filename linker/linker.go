@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -23,7 +22,7 @@ type Producer interface {
 // Store is the Redis-held join the linker drives.
 type Store interface {
 	RouteBatch(ctx context.Context, actions []messages.ProductAction) ([]messages.ConversationActions, error)
-	Apply(ctx context.Context, ev messages.ConversationEvent) ([]messages.ConversationActions, error)
+	ApplyHeld(ctx context.Context, ev messages.ConversationEvent, hold func(sessions []string)) ([]messages.ConversationActions, error)
 }
 
 var _ Store = (*linkstore.Store)(nil)
@@ -48,25 +47,26 @@ var _ Triggers = (*triggers.Engine)(nil)
 // make the Redis side effect atomic with the commit, so they are not used here.
 //
 // Order at the link: the pre-conversation batch must reach conversation.actions before the first
-// live action of the session. Link-and-produce holds linkOrder exclusively and route-and-produce
-// holds it shared, so within one linker process a live action never overtakes the flush. (Across
-// replicas the two topics' partitions may live in different processes; then a live action can
-// precede the flush by the few milliseconds of its produce.)
+// live action of the session. Link-and-produce holds the sessions it links exclusively and
+// route-and-produce holds the sessions of its batch shared (see sessionOrder), so within one
+// linker process a live action never overtakes the flush, while batches of other sessions go on
+// meanwhile. (Across replicas the two topics' partitions may live in different processes; then a
+// live action can precede the flush by the few milliseconds of its produce.)
 //
 // With trigger rules, every routed batch is also evaluated for Intercom data events, which go to
 // intercom.events (key: user) before the batch is marked; an event is confirmed once produced, and
 // the engine sends an unconfirmed one again after a crash.
 type Linker struct {
-	store     Store
-	triggers  Triggers
-	out       Producer
-	topics    kafka.Topics
-	linkOrder sync.RWMutex
+	store    Store
+	triggers Triggers
+	out      Producer
+	topics   kafka.Topics
+	order    *sessionOrder
 }
 
 // NewLinker builds the linker; trig may be nil.
 func NewLinker(store Store, trig Triggers, out Producer, topics kafka.Topics) *Linker {
-	return &Linker{store: store, triggers: trig, out: out, topics: topics}
+	return &Linker{store: store, triggers: trig, out: out, topics: topics, order: newSessionOrder()}
 }
 
 // Handle processes the records of one partition of product.actions or conversation.events.
@@ -84,7 +84,7 @@ func (l *Linker) handleActions(ctx context.Context, recs []*kgo.Record) error {
 	actions := make([]messages.ProductAction, 0, len(recs))
 	for i, rec := range recs {
 		var pa messages.ProductAction
-		if err := decodeAction(rec.Value, &pa); err != nil {
+		if err := l.decodeAction(rec.Value, &pa); err != nil {
 			if err := l.route(ctx, actions); err != nil {
 				return err
 			}
@@ -117,8 +117,7 @@ func (l *Linker) route(ctx context.Context, actions []messages.ProductAction) er
 }
 
 func (l *Linker) routeInOrder(ctx context.Context, actions []messages.ProductAction) error {
-	l.linkOrder.RLock()
-	defer l.linkOrder.RUnlock()
+	defer l.order.routing(actions)()
 	out, err := l.store.RouteBatch(ctx, actions)
 	if err != nil {
 		return fmt.Errorf("linker: route: %w", err)
@@ -196,17 +195,35 @@ func (l *Linker) apply(ctx context.Context, ev messages.ConversationEvent) error
 			return fmt.Errorf("linker: triggers: %w", err)
 		}
 	}
-	l.linkOrder.Lock()
-	defer l.linkOrder.Unlock()
-	out, err := l.store.Apply(ctx, ev)
+	held := l.order.linking(ev)
+	defer held.release()
+	out, err := l.store.ApplyHeld(ctx, ev, held.hold)
 	if err != nil {
 		return err
 	}
 	return l.produce(ctx, out)
 }
 
-func decodeAction(b []byte, pa *messages.ProductAction) error {
-	if err := messages.Decode(b, pa); err != nil {
+// routedAction is a product action without its properties: only trigger rules read them, and
+// decoding them (a map per action) is a good part of the linker's work.
+type routedAction struct {
+	Version  int               `json:"version"`
+	Action   messages.Action   `json:"action"`
+	Identity messages.Identity `json:"identity"`
+}
+
+// MessageVersion implements messages.Versioned.
+func (a routedAction) MessageVersion() int { return a.Version }
+
+// decodeAction decodes and checks a product action; its properties only when trigger rules are on.
+func (l *Linker) decodeAction(b []byte, pa *messages.ProductAction) error {
+	if l.triggers == nil {
+		var ra routedAction
+		if err := messages.Decode(b, &ra); err != nil {
+			return kafka.Permanent("decode", err)
+		}
+		*pa = messages.ProductAction{Version: ra.Version, Action: ra.Action, Identity: ra.Identity}
+	} else if err := messages.Decode(b, pa); err != nil {
 		return kafka.Permanent("decode", err)
 	}
 	if err := linkstore.CheckAction(*pa); err != nil {

@@ -13,7 +13,7 @@ import (
 // Defaults of ConsumerConfig.
 const (
 	DefaultMaxPollRecords    = 500
-	DefaultPartitionBuffer   = 1000
+	DefaultPartitionBuffer   = 2000
 	DefaultRetryBackoffMin   = 100 * time.Millisecond
 	DefaultRetryBackoffMax   = 10 * time.Second
 	DefaultDrainTimeout      = 10 * time.Second
@@ -21,7 +21,7 @@ const (
 	DefaultHeartbeatInterval = 3 * time.Second
 	DefaultRebalanceTimeout  = 60 * time.Second
 	DefaultCommitInterval    = 5 * time.Second
-	DefaultFetchMaxWait      = time.Second
+	DefaultFetchMaxWait      = 100 * time.Millisecond
 	DefaultLagInterval       = 10 * time.Second
 )
 
@@ -66,7 +66,10 @@ type ConsumerConfig struct {
 	SessionTimeout, HeartbeatInterval, RebalanceTimeout time.Duration
 	// CommitInterval is how often marked offsets are committed in the background.
 	CommitInterval time.Duration
-	// FetchMaxWait is how long the broker may hold a fetch that has no new data.
+	// FetchMaxWait is how long the broker may hold a fetch that has no new data. A partition whose
+	// fetching resumes joins only the fetch after the one in flight, which, while every other
+	// partition is paused or caught up, waits this long: keep it below the time half a partition
+	// buffer takes to handle.
 	FetchMaxWait time.Duration
 	// LagInterval is how often partition end offsets are listed for the lag metric and readiness.
 	LagInterval time.Duration

@@ -62,20 +62,31 @@ type planSession struct {
 // linked sessions, and returns what to produce: the pre-conversation batches flushed from the
 // buffers of sessions it linked or reopened. Applying the same event again returns the same output.
 func (s *Store) Apply(ctx context.Context, ev messages.ConversationEvent) ([]messages.ConversationActions, error) {
+	return s.ApplyHeld(ctx, ev, nil)
+}
+
+// ApplyHeld is Apply that calls hold, when not nil, with the sessions of a conversation's link
+// step just before that step runs, which is the first moment a flushed batch exists and a live
+// action of those sessions can be forwarded. A caller that holds those sessions until it has
+// produced the output (and holds the sessions of a RouteBatch until it has produced that output)
+// keeps a flushed batch ahead of the live actions of its session. hold is called at most once
+// per conversation the event applies to, so more than once only for a contact merge.
+func (s *Store) ApplyHeld(ctx context.Context, ev messages.ConversationEvent, hold func(sessions []string)) ([]messages.ConversationActions, error) {
 	if err := CheckEvent(ev); err != nil {
 		return nil, fmt.Errorf("linkstore: apply: %w", err)
 	}
 	now := s.now()
 	at := eventMillis(ev.OccurredAt, now)
 	if ev.Type == messages.ConvContactMerged {
-		return s.applyMerge(ctx, ev, at, now)
+		return s.applyMerge(ctx, ev, at, now, hold)
 	}
-	return s.applyConversation(ctx, ev.ConversationID, ev, at, now)
+	return s.applyConversation(ctx, ev.ConversationID, ev, at, now, hold)
 }
 
 // applyMerge applies a contact merge to every conversation of the contact merged away (and to
 // the event's conversation, if it names one): they gain the surviving contact's identities.
-func (s *Store) applyMerge(ctx context.Context, ev messages.ConversationEvent, at int64, now time.Time) ([]messages.ConversationActions, error) {
+func (s *Store) applyMerge(ctx context.Context, ev messages.ConversationEvent, at int64, now time.Time,
+	hold func([]string)) ([]messages.ConversationActions, error) {
 	from, to := keysOfContact(ev.MergedFromID), keysOfContact(ev.ContactID)
 	convs, err := s.rdb.SMembers(ctx, from.convs).Result()
 	if err != nil {
@@ -107,7 +118,7 @@ func (s *Store) applyMerge(ctx context.Context, ev messages.ConversationEvent, a
 	}
 	var out []messages.ConversationActions
 	for _, c := range convs {
-		got, err := s.applyConversation(ctx, c, ev, at, now)
+		got, err := s.applyConversation(ctx, c, ev, at, now, hold)
 		if err != nil {
 			return nil, err
 		}
@@ -118,7 +129,8 @@ func (s *Store) applyMerge(ctx context.Context, ev messages.ConversationEvent, a
 
 // applyConversation applies ev to conversation conv. Each step is idempotent per event id: the
 // conversation record changes once, the plan is stored once, each link step stores its flush.
-func (s *Store) applyConversation(ctx context.Context, conv string, ev messages.ConversationEvent, at int64, now time.Time) ([]messages.ConversationActions, error) {
+func (s *Store) applyConversation(ctx context.Context, conv string, ev messages.ConversationEvent, at int64, now time.Time,
+	hold func([]string)) ([]messages.ConversationActions, error) {
 	nowMs := now.UnixMilli()
 	ttlMs := s.cfg.SessionTTL.Milliseconds()
 	ck := keysOfConversation(conv)
@@ -184,6 +196,13 @@ func (s *Store) applyConversation(ctx context.Context, conv string, ev messages.
 	}
 
 	// 3. Link (and flush) each session of the plan.
+	if hold != nil && len(p.Sessions) > 0 {
+		ids := make([]string, len(p.Sessions))
+		for n, ps := range p.Sessions {
+			ids[n] = ps.ID
+		}
+		hold(ids)
+	}
 	out, follow, err := s.runPlan(ctx, conv, ev, at, snap, entry, p, convIDs, evIDs)
 	if err != nil {
 		return nil, err

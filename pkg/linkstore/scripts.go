@@ -214,8 +214,8 @@ local function route(klinks, kbuf, kacts, kids, cands, ids, acts, actids)
     local top = redis.call('ZRANGE', kbuf, -1, -1, 'WITHSCORES')
     local ref = tonumber(top[2])
     dropw = dropw + redis.call('ZREMRANGEBYSCORE', kbuf, '-inf', string.format('(%.0f', ref - window))
-    local card = redis.call('ZCARD', kbuf)
-    if card > cap then dropc = redis.call('ZREMRANGEBYRANK', kbuf, 0, card - cap - 1) end
+    -- Everything below the newest cap (nothing while the buffer holds at most cap).
+    dropc = redis.call('ZREMRANGEBYRANK', kbuf, 0, -cap - 1)
     redis.call('PEXPIRE', kbuf, bufttl)
   end
   if #ids > 0 then

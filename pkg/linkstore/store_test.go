@@ -373,3 +373,46 @@ func TestCrossSlotRefusalTurnsPackingOff(t *testing.T) {
 		t.Fatal("packing is still on after CROSSSLOT")
 	}
 }
+
+// TestApplyHeldNamesSessionsBeforeTheLink checks what ApplyHeld hands its hold: the sessions of
+// the link step, while their buffers are still unflushed; and nothing for an event that links no
+// session.
+func TestApplyHeldNamesSessionsBeforeTheLink(t *testing.T) {
+	_, newClient := singleRedis(t)
+	h := newHarness(t, newClient)
+	s, _ := h.store(Config{})
+	rdb := newClient(t)
+	h.route(s, h.action("s1", "a1", at(1), h.who("anon1")), h.action("s1", "a2", at(2), h.who("anon1")))
+
+	var calls [][]string
+	hold := func(sessions []string) {
+		calls = append(calls, sessions)
+		for _, id := range sessions {
+			n, err := rdb.ZCard(context.Background(), keysOfSession(id).buf).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != 2 {
+				t.Errorf("hold: buffer of %s holds %d actions, want the 2 not flushed yet", id, n)
+			}
+		}
+	}
+	out, err := s.ApplyHeld(h.ctx, h.event("e1", messages.ConvCreated, "c1", at(3), "hint=s1"), hold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.expect("the hinted session is flushed", out, "c1 pre a1 a2")
+	if len(calls) != 1 || len(calls[0]) != 1 || calls[0][0] != h.id("s1") {
+		t.Fatalf("hold calls %q, want one with s1", calls)
+	}
+
+	calls = nil
+	out, err = s.ApplyHeld(h.ctx, h.event("e2", messages.ConvCreated, "c2", at(4), "ext=nobody"), hold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.expect("a pending conversation flushes nothing", out)
+	if len(calls) != 0 {
+		t.Fatalf("hold calls %q for an event that links no session", calls)
+	}
+}
