@@ -94,8 +94,8 @@ func DefaultConfig() Config {
 		LatencyRate:         2000,
 		LatencyShare:        0.1,
 		LatencyDuration:     40 * time.Second,
-		Coalescing:          []string{"default", LatencyTuned + "@500x1000"},
-		Direct:              []string{"default", LatencyTuned + "@80x160"},
+		Coalescing:          []string{"default", LatencyTuned},
+		Direct:              []string{"default", LatencyTuned + "@60x120"},
 		DirectConversations: 1000,
 		DirectRate:          2000,
 		DirectDuration:      40 * time.Second,
@@ -117,8 +117,9 @@ const (
 )
 
 // LatencyTuned is the notewriter setting of the latency-tuned rows: a short debounce and
-// max-wait, polled often, for notes within a second at the load the Intercom budget allows.
-const LatencyTuned = "200ms/500ms"
+// max-wait, for notes within a second at the load the Intercom budget allows (with redactions,
+// which wait behind notes, catching up later).
+const LatencyTuned = "200ms/600ms"
 
 // RegisterFlags registers the bench.* flags with the defaults of DefaultConfig.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {

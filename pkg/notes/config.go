@@ -81,7 +81,8 @@ type Config struct {
 // they stop and a busy user's within ten, which keeps an active conversation (about 1.5 actions/s)
 // near 0.2 calls per action with its summaries and their redactions, and lets about 1,000 busy
 // conversations share the budget. Notes within a second take a short debounce and max-wait
-// (200ms/500ms), which the budget allows for few conversations. 8,000 calls a minute stays well
+// (200ms/600ms), which the budget allows for about 100 such conversations, the redactions of
+// summarised notes waiting behind the notes. 8,000 calls a minute stays well
 // below Intercom's 10,000 per app.
 func DefaultConfig() Config {
 	return Config{

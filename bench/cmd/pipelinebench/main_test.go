@@ -20,8 +20,8 @@ func TestPrintConfigListsTheBenchSettings(t *testing.T) {
 	for _, want := range []string{
 		"THREADLINE_BENCH_LATENCY_DURATION=20s",
 		"THREADLINE_BENCH_RESULTS=bench/RESULTS.md",
-		"THREADLINE_BENCH_COALESCING=default," + bench.LatencyTuned + "@500x1000",
-		"THREADLINE_BENCH_DIRECT=default," + bench.LatencyTuned + "@80x160",
+		"THREADLINE_BENCH_COALESCING=default," + bench.LatencyTuned,
+		"THREADLINE_BENCH_DIRECT=default," + bench.LatencyTuned + "@60x120",
 		"THREADLINE_BENCH_README=README.md",
 	} {
 		if !strings.Contains(out.String(), want) {
