@@ -185,9 +185,9 @@ func (l *ContactLookup) identity(ctx context.Context, workspaceID, contactID str
 func (l *ContactLookup) identityOf(ct *intercom.Contact) contactIdentity {
 	id := contactIdentity{
 		Found:       true,
-		ExternalID:  redact.IdentityKey(strings.TrimSpace(ct.ExternalID)),
+		ExternalID:  redact.Pseudonym(strings.TrimSpace(ct.ExternalID)),
 		EmailHash:   redact.EmailHash(ct.Email),
-		SessionHint: customAttribute(ct.CustomAttributes, l.sessionAttr),
+		SessionHint: redact.Pseudonym(customAttribute(ct.CustomAttributes, l.sessionAttr)),
 	}
 	if ct.Role == "user" || ct.Role == "lead" {
 		id.Role = ct.Role

@@ -154,7 +154,7 @@ func build(cfg Config, deps *service.Deps) (*Ingest, error) {
 
 	redactor := redact.New(cfg.Redact)
 	phraser := phrasing.New(cfg.Phrasing, redactor, phrasing.IdentityFuncs{Key: redact.IdentityKey, Email: redact.EmailHash})
-	normalizer, err := NewNormalizer(phraser, redactor, cfg.Normalize, contacts, deps.Producer, t, reg)
+	normalizer, err := NewNormalizer(phraser, cfg.Normalize, contacts, deps.Producer, t, reg)
 	if err != nil {
 		return nil, err
 	}

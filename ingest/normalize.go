@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -43,19 +43,19 @@ const maxRecordBytes = 900 << 10
 // topic with its reason.
 type Normalizer struct {
 	phraser  *phrasing.Phraser
-	boundary boundary
 	intercom intercom.NormalizeConfig
 	contacts ContactEnricher // nil: no lookup
 	out      Producer
 	topics   kafka.Topics
+	decoders sync.Pool // of *posthog.Decoder: partitions are handled concurrently
 
-	events *prometheus.CounterVec
+	postHogActions, postHogNoise, intercomEvents, intercomIgnored prometheus.Counter
 }
 
-// NewNormalizer builds the normaliser. redactor makes the last check of every message before it
-// is produced (see boundary); contacts may be nil (no contact lookup). Its metric is registered on
-// reg.
-func NewNormalizer(phraser *phrasing.Phraser, redactor Redactor, ic intercom.NormalizeConfig, contacts ContactEnricher, out Producer, topics kafka.Topics, reg prometheus.Registerer) (*Normalizer, error) {
+// NewNormalizer builds the normaliser; contacts may be nil (no contact lookup). Its metric is
+// registered on reg. The phraser, the notification normaliser and the contact lookup each redact
+// or pseudonymise what they write, so nothing unredacted is produced.
+func NewNormalizer(phraser *phrasing.Phraser, ic intercom.NormalizeConfig, contacts ContactEnricher, out Producer, topics kafka.Topics, reg prometheus.Registerer) (*Normalizer, error) {
 	events, err := metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "threadline", Subsystem: "ingest", Name: "events_total",
 		Help: "Decoded events by outcome: action (produced), noise (dropped by the noise rule), ignored.",
@@ -63,8 +63,13 @@ func NewNormalizer(phraser *phrasing.Phraser, redactor Redactor, ic intercom.Nor
 	if err != nil {
 		return nil, fmt.Errorf("ingest: register normaliser metrics: %w", err)
 	}
-	return &Normalizer{phraser: phraser, boundary: boundary{r: redactor}, intercom: ic, contacts: contacts,
-		out: out, topics: topics, events: events}, nil
+	return &Normalizer{phraser: phraser, intercom: ic, contacts: contacts,
+		out: out, topics: topics, decoders: sync.Pool{New: func() any { return new(posthog.Decoder) }},
+		postHogActions:  events.WithLabelValues("posthog", "action"),
+		postHogNoise:    events.WithLabelValues("posthog", "noise"),
+		intercomEvents:  events.WithLabelValues("intercom", "event"),
+		intercomIgnored: events.WithLabelValues("intercom", "ignored"),
+	}, nil
 }
 
 // Handle processes the records of one partition of a raw topic. Undecodable records are returned
@@ -93,29 +98,31 @@ func (n *Normalizer) Handle(ctx context.Context, recs []*kgo.Record) error {
 }
 
 func (n *Normalizer) productEvents(rec *kgo.Record, out []*kgo.Record) ([]*kgo.Record, error) {
-	events, err := posthog.Decode(rec.Value, rec.Timestamp)
+	// the decoder's events live until its next message: everything produced is copied out of them
+	dec := n.decoders.Get().(*posthog.Decoder)
+	defer n.decoders.Put(dec)
+	events, err := dec.Decode(rec.Value, rec.Timestamp)
 	if err != nil {
 		return out, kafka.Permanent(decodeReason(err), err)
 	}
 	for _, ev := range events {
 		pa, keep := n.phraser.Action(ev)
 		if !keep {
-			n.events.WithLabelValues("posthog", "noise").Inc()
+			n.postHogNoise.Inc()
 			continue
 		}
-		n.boundary.productAction(&pa)
 		if pa.Action.SessionID == "" {
 			// Server-side events have no browser session; the user is their own session.
 			pa.Action.SessionID = "user:" + pa.Identity.DistinctID
 		}
-		b, err := json.Marshal(pa)
+		b, err := messages.Marshal(pa)
 		if err != nil {
 			return out, kafka.Permanent(reasonEncode, err)
 		}
 		if len(b) > maxRecordBytes {
 			return out, kafka.Permanent("too_large", fmt.Errorf("product action of %d bytes exceeds the record limit of %d", len(b), maxRecordBytes))
 		}
-		n.events.WithLabelValues("posthog", "action").Inc()
+		n.postHogActions.Inc()
 		out = append(out, &kgo.Record{Topic: n.topics.ProductActions, Key: []byte(pa.Action.SessionID), Value: b})
 	}
 	return out, nil
@@ -144,7 +151,7 @@ func (n *Normalizer) notification(ctx context.Context, rec *kgo.Record, out []*k
 		return out, kafka.Permanent(reasonInvalid, err)
 	}
 	if !ok {
-		n.events.WithLabelValues("intercom", "ignored").Inc()
+		n.intercomIgnored.Inc()
 		return out, nil
 	}
 	if n.contacts != nil {
@@ -152,12 +159,11 @@ func (n *Normalizer) notification(ctx context.Context, rec *kgo.Record, out []*k
 			return out, fmt.Errorf("ingest: look up the contact of %s: %w", ev.EventID, err)
 		}
 	}
-	n.boundary.conversationEvent(&ev)
-	b, err := json.Marshal(ev)
+	b, err := messages.Marshal(ev)
 	if err != nil {
 		return out, kafka.Permanent(reasonEncode, err)
 	}
-	n.events.WithLabelValues("intercom", "event").Inc()
+	n.intercomEvents.Inc()
 	key := ev.ConversationID
 	if key == "" { // a contact merge concerns a contact, not one conversation
 		key = "contact:" + ev.ContactID

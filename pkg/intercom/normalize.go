@@ -59,8 +59,8 @@ func (c NormalizeConfig) Validate() error {
 // redaction...); err is non-nil for a notification of a known topic whose item is malformed.
 //
 // Personal data never leaves as it is: the email is always hashed; the external id and the
-// session hint are replaced by their identity hash (redact.EmailHash, as ingest hashes a product
-// session id or user id that holds personal data, so the two sides still match) when they hold
+// session hint are replaced by their pseudonym (redact.Pseudonym, as ingest hashes a product session
+// id or user id that holds personal data, so the two sides still match) when they hold
 // an email or any other personal data; the start URL keeps no query, fragment or user info, and
 // personal data in its path is masked.
 func Normalize(n *Notification, cfg NormalizeConfig) (ev messages.ConversationEvent, ok bool, err error) {
@@ -177,7 +177,7 @@ func normalizeConversation(n *Notification, cfg NormalizeConfig, ev *messages.Co
 		}
 	}
 	ev.ContactID = contact.ID
-	ev.ExternalID = identity(contact.ExternalID)
+	ev.ExternalID = redact.Pseudonym(contact.ExternalID)
 	if isContactRole(author.Type) && (author.ID == contact.ID || contact.ID == "") {
 		ev.Role = author.Type
 		if author.Email != "" {
@@ -195,7 +195,7 @@ func normalizeConversation(n *Notification, cfg NormalizeConfig, ev *messages.Co
 	if ev.SessionHint == "" {
 		ev.SessionHint = urlHint
 	}
-	ev.SessionHint = identity(ev.SessionHint)
+	ev.SessionHint = redact.Pseudonym(ev.SessionHint)
 	return nil
 }
 
@@ -215,14 +215,14 @@ func normalizeMerged(n *Notification, cfg NormalizeConfig, ev *messages.Conversa
 	}
 	ev.ContactID = item.ID
 	ev.MergedFromID = item.MergedFrom.ID
-	ev.ExternalID = identity(item.ExternalID)
+	ev.ExternalID = redact.Pseudonym(item.ExternalID)
 	if isContactRole(item.Role) {
 		ev.Role = item.Role
 	}
 	if item.Email != "" {
 		ev.EmailHash = redact.EmailHash(item.Email)
 	}
-	ev.SessionHint = identity(attribute(item.CustomAttributes, cfg.SessionAttribute))
+	ev.SessionHint = redact.Pseudonym(attribute(item.CustomAttributes, cfg.SessionAttribute))
 	ev.OccurredAt = unixTime(firstNonZero(n.CreatedAt, item.UpdatedAt))
 	return nil
 }
@@ -252,19 +252,6 @@ func attribute(attrs map[string]any, name string) string {
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
 	return ""
-}
-
-// identity returns an id (external id, session hint) as it is, or its identity hash when it holds
-// personal data: redact.IdentityKey hashes emails and phone numbers, and any other finding of
-// redact.Find (a card number, a national id...) is hashed the same way.
-func identity(v string) string {
-	if h := redact.IdentityKey(v); h != v {
-		return h
-	}
-	if v != "" && len(redact.Find(v)) > 0 {
-		return redact.EmailHash(v) // the identity hash of any value, not only of an email
-	}
-	return v
 }
 
 // startURL returns raw without user info, query string or fragment, with personal data in its

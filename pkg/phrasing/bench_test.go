@@ -8,7 +8,8 @@ import (
 	"github.com/threadline/threadline/pkg/redact"
 )
 
-// BenchmarkNormalize measures what ingest does per raw message, per shape: Decode, then phrase every
+// BenchmarkNormalize measures what ingest does per raw message, per shape: decode (with a reused
+// posthog.Decoder), then phrase every
 // event with the real redactor (noise dropped). Beside it, a bare encoding/json unmarshal of the same
 // bytes into map[string]any; x-vs-json is normalise's rate over the baseline's. Run it on one core:
 // go test -run XXX -bench Normalize -cpu 1 ./pkg/phrasing
@@ -17,9 +18,10 @@ func BenchmarkNormalize(b *testing.B) {
 	for _, shape := range posthogtest.Journey(b, posthogtest.Dir()) {
 		b.Run(shape.Name, func(b *testing.B) {
 			msgs := shape.Messages
+			var d posthog.Decoder
 			round := func() (events int) {
 				for _, m := range msgs {
-					evs, err := posthog.Decode(m.Value, m.Now)
+					evs, err := d.Decode(m.Value, m.Now)
 					if err != nil {
 						b.Fatal(err)
 					}

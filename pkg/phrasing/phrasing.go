@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/threadline/threadline/pkg/messages"
 	"github.com/threadline/threadline/pkg/posthog"
@@ -47,7 +48,19 @@ type Phraser struct {
 	ids      IdentityHasher
 	drop     map[string]struct{}
 	keep     map[string]struct{}
+	keepList []string // keep as a list, when it is short enough to search faster than the map
 	deny     []string
+
+	// what events of one session repeat, worked out once
+	pages      memo[pageRef]
+	labels     memo[string]
+	pseudonyms memo[string]
+	emails     memo[string]
+}
+
+// pageRef is where an event happened: the redacted path and the page's name.
+type pageRef struct {
+	path, page string
 }
 
 // New returns a Phraser. cfg should have passed Validate (a label length below the minimum is taken
@@ -68,6 +81,12 @@ func New(cfg Config, redactor Redactor, ids IdentityHasher) *Phraser {
 	}
 	for _, k := range cfg.KeepProperties {
 		p.keep[strings.TrimSpace(k)] = struct{}{}
+	}
+	if len(p.keep) <= 8 {
+		p.keepList = make([]string, 0, len(p.keep))
+		for k := range p.keep {
+			p.keepList = append(p.keepList, k)
+		}
 	}
 	for _, w := range cfg.DenyPropertyWords {
 		if w = strings.ToLower(strings.TrimSpace(w)); w != "" {
@@ -107,15 +126,14 @@ func (p *Phraser) Action(ev posthog.Event) (messages.ProductAction, bool) {
 	if p.Noise(ev.Name) {
 		return messages.ProductAction{}, false
 	}
-	path := p.path(&ev)
-	page := p.page(&ev, path)
+	path, page := p.where(&ev)
 	on := ""
 	if page != "" {
 		on = " on the " + page
 	}
 	a := messages.Action{
-		ActionID:  ev.UUID,
-		SessionID: ev.SessionID,
+		ActionID:  p.pseudonym(ev.UUID),
+		SessionID: p.pseudonyms.get(ev.SessionID, p.pseudonym),
 		EventTime: ev.Timestamp.UTC(),
 		Event:     p.redactor.Text(ev.Name),
 		Page:      page,
@@ -198,23 +216,32 @@ func pageObject(page string) string {
 	return "the " + page
 }
 
-// path returns the redacted path of the page the event happened on.
-func (p *Phraser) path(ev *posthog.Event) string {
+// where returns the redacted path of the page the event happened on, and the page's name.
+func (p *Phraser) where(ev *posthog.Event) (path, page string) {
 	raw := ev.Prop("$pathname")
 	if raw == "" {
 		raw = PathOf(ev.Prop("$current_url"))
 	}
-	if raw == "" {
-		return ""
+	if raw != "" {
+		ref := p.pages.get(raw, p.pageAt)
+		if ref.path != "" {
+			return ref.path, ref.page
+		}
 	}
-	return PathOf(p.redactor.URL(raw))
+	return "", p.page(ev)
 }
 
-// page names the page: from the path, else the mobile screen name, else the page title.
-func (p *Phraser) page(ev *posthog.Event, path string) string {
-	if path != "" {
-		return PageName(path)
+// pageAt redacts the raw path of a page and names the page.
+func (p *Phraser) pageAt(raw string) pageRef {
+	path := PathOf(p.redactor.URL(raw))
+	if path == "" {
+		return pageRef{}
 	}
+	return pageRef{path: path, page: PageName(path)}
+}
+
+// page names a page without a path: by the mobile screen name, else the page title.
+func (p *Phraser) page(ev *posthog.Event) string {
 	if screen := p.label(ev.Prop("$screen_name")); screen != "" {
 		return strings.ToLower(screen) + " screen"
 	}
@@ -322,13 +349,30 @@ func describeErrorType(typ string) string {
 	return strings.Join(words, " ") + " error"
 }
 
+// pseudonym returns an id as it may travel on an action: as it is, or its identity hash when it is
+// personal data: an email or a phone number (as IdentityHasher.IdentityKey decides, which the
+// conversation side hashes alike, so the linker still matches it), or anything else the redactor
+// would mask (a card number, a national id, a token). Ids sent by a server SDK are not checked by
+// anyone before they reach Threadline.
+func (p *Phraser) pseudonym(v string) string {
+	if v == "" {
+		return ""
+	}
+	// IdentityKey hashes what holds an '@' (encoded or not) whatever the redactor thinks of it, and
+	// otherwise only what the redactor masks (a phone number): one scan decides for clean ids
+	if !strings.Contains(v, "@") && !strings.Contains(v, "%40") && p.redactor.Text(v) == v {
+		return v
+	}
+	if k := p.ids.IdentityKey(v); k != v {
+		return k
+	}
+	return p.ids.EmailHash(v)
+}
+
 // identity carries who did the action, hashed where it is personal data.
 func (p *Phraser) identity(ev *posthog.Event) messages.Identity {
 	key := func(v string) string {
-		if v = strings.TrimSpace(v); v == "" {
-			return ""
-		}
-		return p.ids.IdentityKey(v)
+		return p.pseudonyms.get(strings.TrimSpace(v), p.pseudonym)
 	}
 	id := messages.Identity{
 		DistinctID:     key(ev.DistinctID),
@@ -349,7 +393,7 @@ func (p *Phraser) identity(ev *posthog.Event) messages.Identity {
 		}
 	}
 	if looksLikeEmail(email) {
-		id.EmailHash = p.ids.EmailHash(email)
+		id.EmailHash = p.emails.get(email, p.ids.EmailHash)
 	}
 	return id
 }
@@ -369,18 +413,23 @@ func looksLikeEmail(s string) bool {
 }
 
 // properties selects the redacted scalar properties carried for trigger rules: the event's own
-// (non-$) properties and the kept built-in ones, never identity or anything whose name looks
-// sensitive.
+// (non-$) properties and the kept built-in ones, never identity, anything whose name looks
+// sensitive, or a property whose name is itself personal data (a custom property named by an
+// email address).
 func (p *Phraser) properties(ev *posthog.Event) map[string]string {
 	if p.cfg.MaxProperties == 0 {
 		return nil
 	}
 	var out map[string]string
-	for k := range ev.Properties.Keys() {
+	for kb := range ev.Properties.KeyBytes() {
 		if len(out) >= p.cfg.MaxProperties {
 			break
 		}
-		if !p.carried(k) {
+		if !p.carried(kb) {
+			continue
+		}
+		k := string(kb)
+		if p.redactor.Text(k) != k {
 			continue
 		}
 		v, _ := ev.Properties.Get(k)
@@ -416,23 +465,69 @@ func (p *Phraser) properties(ev *posthog.Event) map[string]string {
 	return out
 }
 
-// carried reports whether a property may travel on an action.
-func (p *Phraser) carried(key string) bool {
-	if strings.HasPrefix(key, "$") {
-		_, ok := p.keep[key]
+// carried reports whether a property named key may travel on an action.
+func (p *Phraser) carried(key []byte) bool {
+	if len(key) > 0 && key[0] == '$' {
+		if p.keepList != nil {
+			for _, k := range p.keepList {
+				if string(key) == k {
+					return true
+				}
+			}
+			return false
+		}
+		_, ok := p.keep[string(key)]
 		return ok
 	}
-	switch key {
+	switch string(key) {
 	case "distinct_id", "token", "title", "api_key", "$set", "$set_once":
 		return false
 	}
-	lower := strings.ToLower(key)
+	if !isASCII(key) {
+		lower := strings.ToLower(string(key))
+		for _, w := range p.deny {
+			if strings.Contains(lower, w) {
+				return false
+			}
+		}
+		return true
+	}
 	for _, w := range p.deny {
-		if strings.Contains(lower, w) {
+		if containsLowerASCII(key, w) {
 			return false
 		}
 	}
 	return true
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// containsLowerASCII reports whether the lower-cased ASCII text s contains w, as
+// strings.Contains(strings.ToLower(s), w) does.
+func containsLowerASCII(s []byte, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		j := 0
+		for ; j < len(w); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != w[j] {
+				break
+			}
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
 }
 
 func looksLikeURL(key, value string) bool {

@@ -144,3 +144,46 @@ func texts(as []goldenAction) string {
 	}
 	return b.String()
 }
+
+// TestConcurrentPhrasing phrases the journey from several goroutines at once with one Phraser, whose
+// memos they share: every action is the one phrasing it alone gives (run it with -race).
+func TestConcurrentPhrasing(t *testing.T) {
+	shapes := posthogtest.Journey(t, posthogtest.Dir())
+	want := golden(phraseAll(t, newPhraser(t), shapes[0].Messages))
+	p := newPhraser(t)
+	errs := make(chan string, len(shapes))
+	for _, s := range shapes {
+		go func() {
+			var d posthog.Decoder
+			var got []goldenAction
+			for _, m := range s.Messages {
+				evs, err := d.Decode(m.Value, m.Now)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				for _, ev := range evs {
+					if a, ok := p.Action(ev); ok {
+						got = append(got, golden([]messages.ProductAction{a})...)
+					}
+				}
+			}
+			if len(got) != len(want) {
+				errs <- s.Name + ": a different number of actions"
+				return
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					errs <- s.Name + ": " + got[i].Text + " != " + want[i].Text
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range shapes {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+}

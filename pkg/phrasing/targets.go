@@ -150,30 +150,31 @@ func (p *Phraser) targetOf(ev *posthog.Event) target {
 	el := &ev.Elements[idx]
 	t := target{tag: el.Tag}
 	t.noun, t.field = noun(el)
-	var candidates []string
+	// the first candidate that gives a label names the target; later ones are not worked out
+	found := func(c string) bool {
+		t.label = p.label(c)
+		return t.label != ""
+	}
+	humanized := func(c string) bool { return c != "" && found(Humanize(c)) }
 	if t.field {
 		// a form control: its accessible name, then its identifiers; never its text or value
-		candidates = []string{el.Attr("aria-label"), Humanize(el.Attr("name")), Humanize(el.ID),
-			Humanize(el.Attr("data-attr")), el.Attr("placeholder"), el.Attr("title")}
+		_ = found(el.Attr("aria-label")) || humanized(el.Attr("name")) || humanized(el.ID) ||
+			humanized(el.Attr("data-attr")) || found(el.Attr("placeholder")) || found(el.Attr("title"))
 	} else {
 		// the element's own words, then those of what was clicked inside it, then its identifiers
-		candidates = []string{el.Text, el.Attr("aria-label"), el.Attr("title"), el.Attr("alt")}
-		for i := idx - 1; i >= 0; i-- {
+		done := found(el.Text) || found(el.Attr("aria-label")) || found(el.Attr("title")) || found(el.Attr("alt"))
+		for i := idx - 1; i >= 0 && !done; i-- {
 			inner := &ev.Elements[i]
-			candidates = append(candidates, inner.Text, inner.Attr("aria-label"), inner.Attr("title"), inner.Attr("alt"))
+			done = found(inner.Text) || found(inner.Attr("aria-label")) || found(inner.Attr("title")) || found(inner.Attr("alt"))
 		}
-		if idx == 0 {
-			candidates = append(candidates, ev.Prop("$el_text"))
+		if !done && idx == 0 {
+			done = found(ev.Prop("$el_text"))
 		}
-		candidates = append(candidates, Humanize(el.Attr("data-attr")), Humanize(el.Attr("name")), Humanize(el.ID))
-		for i := idx - 1; i >= 0; i-- {
-			candidates = append(candidates, Humanize(ev.Elements[i].Attr("data-attr")))
+		if !done {
+			done = humanized(el.Attr("data-attr")) || humanized(el.Attr("name")) || humanized(el.ID)
 		}
-	}
-	for _, c := range candidates {
-		if l := p.label(c); l != "" {
-			t.label = l
-			break
+		for i := idx - 1; i >= 0 && !done; i-- {
+			done = humanized(ev.Elements[i].Attr("data-attr"))
 		}
 	}
 	// "checkout form" needs no second "form"
@@ -188,6 +189,13 @@ func (p *Phraser) targetOf(ev *posthog.Event) target {
 
 // label cleans, redacts and shortens text from the page.
 func (p *Phraser) label(s string) string {
+	if s == "" {
+		return ""
+	}
+	return p.labels.get(s, p.makeLabel)
+}
+
+func (p *Phraser) makeLabel(s string) string {
 	s = cleanText(s)
 	if s == "" {
 		return ""

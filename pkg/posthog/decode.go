@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/threadline/threadline/pkg/posthog/internal/jsonscan"
@@ -22,76 +23,165 @@ const MaxPayloadSize = 20 << 20
 // ErrMalformed, ErrUnknownShape, ErrInvalidEvent or ErrTooLarge. Values that are not JSON are unwrapped
 // first, as a capture body would be (gzip, base64, form `data=`).
 //
-// Decode reads only what is needed: it walks the message once (the event inside capture output's
-// `data` string once more, after unescaping it), indexes the properties without decoding their values
-// (Properties decodes a value when it is asked for), and parses the elements chain; it never builds
-// the message as a whole.
+// Decode reads only what is needed, and each part once where it can: the pass that checks the top
+// level also unescapes capture output's `data` string and a row's string-encoded properties, and
+// indexes properties objects and a CDP body's event in place; the events of a capture request are
+// read in place in their array. It indexes the properties without decoding their values (Properties
+// decodes a value when it is asked for) and parses the elements chain; it never builds the message
+// as a whole. The events never point into value: Decode works on its own copy. A Decoder does the
+// same work without allocating its buffers anew for every message.
 func Decode(value []byte, now time.Time) ([]Event, error) {
+	var d Decoder
+	return d.decode(value, now, nil)
+}
+
+// Decoder decodes raw messages as Decode does, reusing its memory from one message to the next:
+// the events Decode returns, and the Properties they hold, are valid until the next call of Decode
+// on the same Decoder (their strings stay valid for good). A Decoder is not safe for concurrent use;
+// the zero value is ready to use.
+type Decoder struct {
+	s      scratch
+	events []Event
+}
+
+// Decode decodes value as the package-level Decode does; see Decoder for how long the result is
+// valid.
+func (d *Decoder) Decode(value []byte, now time.Time) ([]Event, error) {
+	d.s.reset()
+	clear(d.events[:cap(d.events)]) // let go of what the last message's events held
+	events, err := d.decode(value, now, d.events[:0])
+	if cap(events) > cap(d.events) {
+		d.events = events[:0]
+	}
+	return events, err
+}
+
+func (d *Decoder) decode(value []byte, now time.Time, events []Event) ([]Event, error) {
+	s := &d.s
 	b := jsonscan.TrimSpace(value)
 	if len(b) == 0 {
 		return nil, malformed("empty message", nil)
 	}
-	owned := false // whether b is Decode's own buffer, which events may point into
 	if b[0] != '{' && b[0] != '[' {
 		unwrapped, err := UnwrapBody(value, "", MaxPayloadSize)
 		if err != nil {
 			return nil, err
 		}
-		b, owned = unwrapped, true
+		b = unwrapped
 	}
+	// the events point into the message: into Decode's copy, never into value
+	b = s.copyBytes(b)
 	if b[0] == '[' {
-		return decodeCaptureRequest(b, now, owned)
+		return s.decodeCaptureRequest(b, now, events, nil)
 	}
-	top := topLevel{size: len(b)}
+	top := topLevel{s: s, outer: true}
 	if err := jsonscan.Members(b, top.member); err != nil {
 		return nil, malformed("message", err)
 	}
 	switch {
 	case top.batch != nil:
-		return decodeCaptureRequest(b, now, owned)
+		return s.decodeCaptureRequest(b, now, events, &top)
 	case top.dataString != nil && (top.now != nil || (top.token != nil && top.properties == nil)):
-		ev, err := decodeCaptureOutput(&top, now)
+		ev, err := s.decodeCaptureOutput(&top, now)
 		if err != nil {
 			return nil, err
 		}
-		return []Event{ev}, nil
+		return append(events, ev), nil
 	case jsonscan.KindOf(top.event) == jsonscan.KindObject:
-		ev, err := decodeCDP(&top, now)
+		ev, err := s.decodeCDP(&top, now)
 		if err != nil {
 			return nil, err
 		}
-		return []Event{ev}, nil
+		return append(events, ev), nil
 	case jsonscan.KindOf(top.event) == jsonscan.KindString:
 		switch {
 		case top.teamID != nil || top.personMode != nil:
-			return decodeRow(&top, now, ShapeClickHouse)
+			return s.decodeRow(&top, now, ShapeClickHouse, events)
 		case top.personProperties != nil || top.insertedAt != nil || top.personID != nil ||
 			jsonscan.KindOf(top.properties) == jsonscan.KindString:
-			return decodeRow(&top, now, ShapeBatchExport)
+			return s.decodeRow(&top, now, ShapeBatchExport, events)
 		}
-		return decodeCaptureRequest(b, now, owned)
+		return s.decodeCaptureRequest(b, now, events, &top)
 	}
 	return nil, fmt.Errorf("%w: an object with none of data, batch, or event", ErrUnknownShape)
 }
 
 // topLevel holds the raw values of the top-level keys any shape uses.
 type topLevel struct {
-	size                                                                              int    // of the message, to size buffers
-	dataString                                                                        []byte // `data` decoded, when it is a string
+	s     *scratch
+	outer bool // the message's own top level, not a CDP body's event
+	// eventRead: the (last) event member was an object, read into s.cdpEvent; personRead: the
+	// person was an object, read, and personProps are its properties
+	eventRead, personRead bool
+	personProps           []byte
+	// head holds, in order, the members a capture request's head is read from (see requestHead),
+	// so that a capture request need not be read twice; headFull when there were too many
+	head     [8]headMember
+	nHead    int
+	headFull bool
+
+	dataString                                                                        []byte // `data` decoded (in the arena), when it is a string
 	now, sentAt, token, uuid, distinctID, event, timestamp, properties, elementsChain []byte
 	teamID, personMode, personProperties, person, batch, insertedAt, personID         []byte
 }
 
 func (t *topLevel) member(key []byte, v *jsonscan.Value) error {
-	if string(key) == "data" && v.Kind() == jsonscan.KindString {
-		// capture output: the event is a JSON string; read it once, unescaping as we go
-		s, err := v.AppendString(make([]byte, 0, t.size))
-		t.dataString = s
-		return err
+	switch string(key) {
+	case "data":
+		if v.Kind() == jsonscan.KindString {
+			// capture output: the event is a JSON string; read it once, unescaping as we go
+			s, err := t.s.appendValueString(v)
+			t.dataString = s
+			return err
+		}
+	case "properties", "person_properties":
+		// rows: index or decode them in this pass
+		if err := t.s.readPropertiesAhead(v); err != nil {
+			return err
+		}
+	case "event":
+		// a CDP body: read the event in this pass
+		if t.outer && v.Kind() == jsonscan.KindObject {
+			inner := &t.s.cdpEvent
+			*inner = topLevel{s: t.s}
+			if err := v.Members(inner.member); err != nil {
+				return err
+			}
+			t.eventRead = true
+		} else {
+			t.eventRead = false
+		}
+	case "person":
+		if t.outer && v.Kind() == jsonscan.KindObject {
+			t.personProps, t.personRead = nil, true
+			err := v.Members(func(key []byte, pv *jsonscan.Value) error {
+				if string(key) == "properties" {
+					if err := t.s.readPropertiesAhead(pv); err != nil {
+						return err
+					}
+					t.personProps, _ = pv.Raw()
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		} else {
+			t.personRead = false
+		}
 	}
 	raw, err := v.Raw()
 	if err != nil {
 		return err
+	}
+	switch string(key) {
+	case "batch", "api_key", "token", "sent_at", "historical_migration":
+		if t.nHead == len(t.head) {
+			t.headFull = true
+		} else {
+			t.head[t.nHead] = headMember{key: key, raw: raw}
+			t.nHead++
+		}
 	}
 	switch string(key) {
 	case "now":
@@ -130,15 +220,29 @@ func (t *topLevel) member(key []byte, v *jsonscan.Value) error {
 	return nil
 }
 
-func decodeCaptureRequest(b []byte, now time.Time, owned bool) ([]Event, error) {
-	if !owned {
-		b = bytes.Clone(b) // the events' properties point into it
+// headMember is one member of a top level read in Decode.
+type headMember struct {
+	key, raw []byte
+}
+
+// decodeCaptureRequest decodes a capture request body in the arena. top is the body's top level as
+// Decode read it (its syntax checked), or nil.
+func (s *scratch) decodeCaptureRequest(b []byte, now time.Time, events []Event, top *topLevel) ([]Event, error) {
+	var req CaptureRequest
+	var err error
+	if top != nil && !top.headFull && jsonscan.KindOf(b) == jsonscan.KindObject {
+		var head requestHead
+		for _, m := range top.head[:top.nHead] {
+			head.member(m.key, m.raw)
+		}
+		req, err = s.captureObject(b, &head)
+	} else {
+		req, err = s.parseCaptureRequest(b)
 	}
-	req, err := parseCaptureRequest(b)
 	if err != nil {
 		return nil, err
 	}
-	events := make([]Event, 0, len(req.Events))
+	events = slices.Grow(events, len(req.Events))
 	for i := range req.Events {
 		re := &req.Events[i]
 		ev := Event{
@@ -148,7 +252,7 @@ func decodeCaptureRequest(b []byte, now time.Time, owned bool) ([]Event, error) 
 			Token:      re.Token,
 			Shape:      req.Shape,
 		}
-		if err := fillEvent(&ev, re.props, re.set, re.setOnce, nil); err != nil {
+		if err := s.fillEvent(&ev, re.props, re.set, re.setOnce, nil); err != nil {
 			if len(req.Events) > 1 {
 				err = &indexedError{index: i, err: err}
 			}
@@ -166,20 +270,20 @@ func decodeCaptureRequest(b []byte, now time.Time, owned bool) ([]Event, error) 
 	return events, nil
 }
 
-func decodeCaptureOutput(top *topLevel, now time.Time) (Event, error) {
+func (s *scratch) decodeCaptureOutput(top *topLevel, now time.Time) (Event, error) {
 	data := top.dataString
-	re, err := parseRawEvent(data)
+	re, err := s.parseRawEvent(data)
 	if err != nil {
 		return Event{}, err
 	}
 	ev := Event{
-		UUID:       firstText(top.uuid, re.UUID),
-		Name:       firstText(top.event, re.Name),
+		UUID:       firstTextOf(top.uuid, re.uuidRaw, re.UUID),
+		Name:       firstTextOf(top.event, re.nameRaw, re.Name),
 		DistinctID: truncateRunes(firstText(top.distinctID, re.DistinctID), MaxDistinctIDLength),
-		Token:      firstText(top.token, re.Token),
+		Token:      firstTextOf(top.token, re.tokenRaw, re.Token),
 		Shape:      ShapeCaptureOutput,
 	}
-	if err := fillEvent(&ev, re.props, re.set, re.setOnce, nil); err != nil {
+	if err := s.fillEvent(&ev, re.props, re.set, re.setOnce, nil); err != nil {
 		return Event{}, err
 	}
 	if ev.UUID == "" {
@@ -202,10 +306,15 @@ func decodeCaptureOutput(top *topLevel, now time.Time) (Event, error) {
 	return ev, nil
 }
 
-func decodeCDP(top *topLevel, now time.Time) (Event, error) {
-	inner := topLevel{size: len(top.event)}
-	if err := jsonscan.Members(top.event, inner.member); err != nil {
-		return Event{}, malformed("event", err)
+func (s *scratch) decodeCDP(top *topLevel, now time.Time) (Event, error) {
+	var inner topLevel
+	if top.eventRead {
+		inner = s.cdpEvent
+	} else {
+		inner = topLevel{s: s}
+		if err := jsonscan.Members(top.event, inner.member); err != nil {
+			return Event{}, malformed("event", err)
+		}
 	}
 	ev := Event{
 		UUID:       scalarText(inner.uuid),
@@ -214,7 +323,11 @@ func decodeCDP(top *topLevel, now time.Time) (Event, error) {
 		Timestamp:  rowTime(inner.timestamp, now),
 		Shape:      ShapeCDP,
 	}
-	if jsonscan.KindOf(top.person) == jsonscan.KindObject {
+	if top.personRead {
+		if top.personProps != nil {
+			inner.personProperties = top.personProps
+		}
+	} else if jsonscan.KindOf(top.person) == jsonscan.KindObject {
 		err := jsonscan.ObjectEach(top.person, func(key, value []byte) error {
 			if string(key) == "properties" {
 				inner.personProperties = value
@@ -225,13 +338,13 @@ func decodeCDP(top *topLevel, now time.Time) (Event, error) {
 			return Event{}, malformed("person", err)
 		}
 	}
-	if err := fillRow(&ev, &inner); err != nil {
+	if err := s.fillRow(&ev, &inner); err != nil {
 		return Event{}, err
 	}
 	return ev, nil
 }
 
-func decodeRow(top *topLevel, now time.Time, shape Shape) ([]Event, error) {
+func (s *scratch) decodeRow(top *topLevel, now time.Time, shape Shape, events []Event) ([]Event, error) {
 	ev := Event{
 		UUID:       scalarText(top.uuid),
 		Name:       scalarText(top.event),
@@ -239,27 +352,27 @@ func decodeRow(top *topLevel, now time.Time, shape Shape) ([]Event, error) {
 		Timestamp:  rowTime(top.timestamp, now),
 		Shape:      shape,
 	}
-	if err := fillRow(&ev, top); err != nil {
+	if err := s.fillRow(&ev, top); err != nil {
 		return nil, err
 	}
-	return []Event{ev}, nil
+	return append(events, ev), nil
 }
 
-// fillRow completes an event of a processed shape (ClickHouse, batch export, CDP). Its values point
-// into the caller's message, so what the event keeps is copied.
-func fillRow(ev *Event, row *topLevel) error {
+// fillRow completes an event of a processed shape (ClickHouse, batch export, CDP).
+func (s *scratch) fillRow(ev *Event, row *topLevel) error {
 	var chain []byte
 	if jsonscan.KindOf(row.elementsChain) == jsonscan.KindString {
 		chain = row.elementsChain
 	}
-	if err := addObjects(&ev.PersonProperties, false, row.personProperties); err != nil {
+	var err error
+	if ev.PersonProperties, err = s.addObjects(row.personProperties); err != nil {
 		return err
 	}
-	var props Properties
-	if err := addObjects(&props, false, row.properties); err != nil {
+	props, err := s.addObjects(row.properties)
+	if err != nil {
 		return err
 	}
-	if err := fillEvent(ev, props, nil, nil, chain); err != nil {
+	if err := s.fillEvent(ev, props, nil, nil, chain); err != nil {
 		return err
 	}
 	if ev.UUID == "" {
@@ -277,27 +390,35 @@ func rowTime(raw []byte, now time.Time) time.Time {
 }
 
 // fillEvent completes ev from its indexed properties, the top-level $set and $set_once of a raw event
-// and the elements_chain column of a row, and checks the result. Everything it is given must belong to
-// Decode: the event keeps pointing into it.
-func fillEvent(ev *Event, props Properties, set, setOnce, chainColumn []byte) error {
+// and the elements_chain column of a row, and checks the result. Everything it is given must be in
+// the arena: the event keeps pointing into it.
+func (s *scratch) fillEvent(ev *Event, props Properties, set, setOnce, chainColumn []byte) error {
 	// $set, $set_once and the chain get fields of their own; the index is ours to filter in place
 	var propSet, propSetOnce, propChain, propElements []byte
-	kept := props.members[:0]
-	for _, m := range props.members {
-		switch string(m.key) {
-		case "$set":
-			propSet = m.value
-		case "$set_once":
-			propSetOnce = m.value
-		case "$elements_chain":
-			propChain = m.value
-		case "$elements":
-			propElements = m.value
-		default:
-			kept = append(kept, m)
+	kept := 0 // members kept, moved down only once one is dropped
+	for i, m := range props.members {
+		if len(m.Key) > 0 && m.Key[0] == '$' {
+			switch string(m.Key) {
+			case "$set":
+				propSet = m.Value
+				continue
+			case "$set_once":
+				propSetOnce = m.Value
+				continue
+			case "$elements_chain":
+				propChain = m.Value
+				continue
+			case "$elements":
+				propElements = m.Value
+				continue
+			}
 		}
+		if kept != i {
+			props.members[kept] = m
+		}
+		kept++
 	}
-	ev.Properties = Properties{members: kept}
+	ev.Properties = Properties{members: props.members[:kept:kept]}
 	ev.SessionID = ev.Properties.String("$session_id")
 	if ev.DistinctID == "" {
 		ev.DistinctID = truncateRunes(distinctIDText(rawOf(ev.Properties, "distinct_id")), MaxDistinctIDLength)
@@ -306,20 +427,20 @@ func fillEvent(ev *Event, props Properties, set, setOnce, chainColumn []byte) er
 		ev.Token = ev.Properties.String("token")
 	}
 	// properties.$set first, the top-level one after it: the later member wins
-	if err := addObjects(&ev.Set, true, propSet, set); err != nil {
-		return err
-	}
-	if err := addObjects(&ev.SetOnce, true, propSetOnce, setOnce); err != nil {
-		return err
-	}
-	chain := scalarText(chainColumn)
-	if chain == "" {
-		chain = scalarText(propChain)
-	}
 	var err error
+	if ev.Set, err = s.addObjects(propSet, set); err != nil {
+		return err
+	}
+	if ev.SetOnce, err = s.addObjects(propSetOnce, setOnce); err != nil {
+		return err
+	}
+	chain := s.text(chainColumn)
+	if chain == "" {
+		chain = s.text(propChain)
+	}
 	switch {
 	case chain != "":
-		ev.Elements = ParseElementsChain(chain)
+		ev.Elements = s.elements.parseChain(chain)
 	case jsonscan.KindOf(propElements) == jsonscan.KindArray:
 		if ev.Elements, err = elementsFromArray(propElements); err != nil {
 			return malformed("$elements", err)
@@ -334,36 +455,36 @@ func fillEvent(ev *Event, props Properties, set, setOnce, chainColumn []byte) er
 	return nil
 }
 
-// ownedObject returns the object raw holds (see objectBytes), copied unless owned or already new.
-func ownedObject(raw []byte, owned bool) ([]byte, error) {
-	if raw == nil {
-		return nil, nil
-	}
-	obj, err := objectBytes(raw)
-	if err != nil || obj == nil {
-		return nil, err
-	}
-	if !owned && jsonscan.KindOf(raw) == jsonscan.KindObject {
-		obj = bytes.Clone(obj)
-	}
-	return obj, nil
-}
-
-// addObjects indexes the members of each raw object (or string holding one) into p, in order.
-func addObjects(p *Properties, owned bool, raws ...[]byte) error {
+// addObjects indexes the members of each raw object (or string holding one), in order, as one
+// Properties.
+func (s *scratch) addObjects(raws ...[]byte) (Properties, error) {
+	start := len(s.members)
 	for _, raw := range raws {
-		obj, err := ownedObject(raw, owned)
+		if raw == nil {
+			continue
+		}
+		obj, err := s.objectBytes(raw)
 		if err != nil {
-			return err
+			return Properties{}, err
 		}
 		if obj == nil {
 			continue
 		}
-		if err := indexObject(obj, p); err != nil {
-			return malformed("person property operation", err)
+		if err := s.indexObject(obj); err != nil {
+			return Properties{}, malformed("person property operation", err)
 		}
 	}
-	return nil
+	return s.properties(start), nil
+}
+
+// firstTextOf is firstText where fallback is the text of fallbackRaw: when raw is the same JSON
+// (capture output repeats the event's uuid, name and token outside `data`), its text is fallback and
+// is not made again.
+func firstTextOf(raw, fallbackRaw []byte, fallback string) string {
+	if fallback != "" && len(raw) > 0 && bytes.Equal(jsonscan.TrimSpace(raw), jsonscan.TrimSpace(fallbackRaw)) {
+		return fallback
+	}
+	return firstText(raw, fallback)
 }
 
 // firstText returns the first raw value that is non-empty text, else fallback.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -256,8 +257,17 @@ func FuzzDecode(f *testing.F) {
 	for _, s := range []string{`{"event":{"event":"e","distinct_id":"d"},"person":null}`, `[{"event":"e","distinct_id":1}]`, `{"data":"{}","now":"","token":""}`} {
 		f.Add([]byte(s))
 	}
+	dirty := posthogtest.Journey(f, posthogtest.Dir())[0].Messages[0].Value
 	f.Fuzz(func(t *testing.T, value []byte) {
 		evs, err := Decode(value, processingTime)
+		// a Decoder whose buffers hold another message decodes the same
+		var d Decoder
+		if _, err := d.Decode(dirty, processingTime); err != nil {
+			t.Fatal(err)
+		}
+		if devs, derr := d.Decode(value, processingTime); (derr == nil) != (err == nil) || !reflect.DeepEqual(devs, evs) {
+			t.Fatalf("Decoder: %v %+v, Decode: %v %+v", derr, devs, err, evs)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownShape) && !errors.Is(err, ErrInvalidEvent) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("error wraps no sentinel: %v", err)

@@ -1,6 +1,7 @@
 package posthog
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,10 +56,36 @@ const (
 //
 // It is lenient like PostHog's: it never fails, and text it cannot read is left out.
 func ParseElementsChain(chain string) []Element {
+	var store elementStore
+	return store.parseChain(chain)
+}
+
+// elementStore holds parsed elements, their classes and their attributes: each chain's elements,
+// and each element's classes and attributes, are a sub-slice cut to its length, so that appending
+// to one never reaches the next. A Decoder keeps one and reuses it.
+type elementStore struct {
+	elements []Element
+	classes  []string
+	attrs    []Attribute
+}
+
+func (st *elementStore) reset() {
+	clear(st.elements)
+	clear(st.classes)
+	clear(st.attrs)
+	st.elements, st.classes, st.attrs = st.elements[:0], st.classes[:0], st.attrs[:0]
+}
+
+// parseChain is ParseElementsChain into the store.
+func (st *elementStore) parseChain(chain string) []Element {
 	if chain == "" {
 		return nil
 	}
-	out := make([]Element, 0, strings.Count(chain, ";")+1)
+	// room for the whole chain at once, bounded by its separators
+	st.elements = slices.Grow(st.elements, strings.Count(chain, ";")+1)
+	st.classes = slices.Grow(st.classes, strings.Count(chain, "."))
+	st.attrs = slices.Grow(st.attrs, strings.Count(chain, `="`))
+	start := len(st.elements)
 	for len(chain) > 0 {
 		end := elementEnd(chain)
 		part := strings.TrimSpace(chain[:end])
@@ -70,12 +97,12 @@ func ParseElementsChain(chain string) []Element {
 		if part == "" {
 			continue
 		}
-		out = append(out, parseElement(part))
+		st.elements = append(st.elements, st.parseElement(part))
 	}
-	if len(out) == 0 {
+	if len(st.elements) == start {
 		return nil
 	}
-	return out
+	return st.elements[start:len(st.elements):len(st.elements)]
 }
 
 // elementEnd returns the index of the ';' that ends the first element (outside quotes), or len(s).
@@ -98,20 +125,25 @@ func elementEnd(s string) int {
 	return len(s)
 }
 
-func parseElement(s string) Element {
+func (st *elementStore) parseElement(s string) Element {
 	head, attrs := splitElement(s)
 	var el Element
 	if head != "" {
 		tag, classes, _ := strings.Cut(head, ".")
 		el.Tag = tag
 		if classes != "" {
+			start := len(st.classes)
 			for c := range strings.SplitSeq(classes, ".") {
 				if c != "" {
-					el.Classes = append(el.Classes, c)
+					st.classes = append(st.classes, c)
 				}
+			}
+			if len(st.classes) > start {
+				el.Classes = st.classes[start:len(st.classes):len(st.classes)]
 			}
 		}
 	}
+	attrStart := len(st.attrs)
 	for len(attrs) > 0 {
 		eq := strings.Index(attrs, `="`)
 		if eq < 0 {
@@ -135,10 +167,13 @@ func parseElement(s string) Element {
 		case key == chainAttrID:
 			el.ID = value
 		case strings.HasPrefix(key, chainAttr):
-			el.Attributes = append(el.Attributes, Attribute{Name: key[len(chainAttr):], Value: value})
+			st.attrs = append(st.attrs, Attribute{Name: key[len(chainAttr):], Value: value})
 		case key != "":
-			el.Attributes = append(el.Attributes, Attribute{Name: key, Value: value})
+			st.attrs = append(st.attrs, Attribute{Name: key, Value: value})
 		}
+	}
+	if len(st.attrs) > attrStart {
+		el.Attributes = st.attrs[attrStart:len(st.attrs):len(st.attrs)]
 	}
 	if el.ID == "" {
 		el.ID = el.Attr("id")

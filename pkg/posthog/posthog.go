@@ -5,6 +5,7 @@
 // time by PostHog's rules and parses autocapture's elements chain.
 //
 // The decode path reads only what Threadline needs and builds the rest lazily where it can; see Decode.
+// A Decoder reuses its memory from message to message, which is how ingest decodes.
 package posthog
 
 import (

@@ -42,6 +42,8 @@ type RawEvent struct {
 	props   Properties // the properties, indexed
 	set     []byte     // raw top-level $set
 	setOnce []byte     // raw top-level $set_once
+	// the raw JSON UUID, Name and Token were read from (nil when Token came from the properties)
+	uuidRaw, nameRaw, tokenRaw []byte
 }
 
 // ClientTime returns what the event says about its time, with the request's sentAt.
@@ -91,7 +93,7 @@ func keptByCapture(key string) bool {
 // ParseCaptureRequest reads a capture request body that UnwrapBody has reduced to JSON. Every event
 // must have a name and a distinct id (ErrInvalidEvent); tokens are resolved as capture does.
 func ParseCaptureRequest(body []byte) (CaptureRequest, error) {
-	req, err := parseCaptureRequest(body)
+	req, err := new(scratch).parseCaptureRequest(body)
 	if err != nil {
 		return CaptureRequest{}, err
 	}
@@ -118,52 +120,24 @@ func ParseCaptureRequest(body []byte) (CaptureRequest, error) {
 }
 
 // parseCaptureRequest reads the request's shape and events without judging them.
-func parseCaptureRequest(body []byte) (CaptureRequest, error) {
+func (s *scratch) parseCaptureRequest(body []byte) (CaptureRequest, error) {
 	var req CaptureRequest
 	switch jsonscan.KindOf(body) {
 	case jsonscan.KindArray:
 		req.Shape = ShapeCaptureArray
-		if err := req.addEvents(body); err != nil {
+		if err := s.addEvents(&req, body); err != nil {
 			return CaptureRequest{}, err
 		}
 	case jsonscan.KindObject:
-		var batch []byte
-		var isBatch bool
+		var head requestHead
 		err := jsonscan.ObjectEach(body, func(key, value []byte) error {
-			switch string(key) {
-			case "batch":
-				batch, isBatch = value, true
-			case "api_key", "token":
-				if req.Token == "" {
-					req.Token = scalarText(value)
-				}
-			case "sent_at":
-				if t, err := ParseTimestamp(scalarText(value)); err == nil {
-					req.SentAt = t
-				}
-			case "historical_migration":
-				req.HistoricalMigration = string(jsonscan.TrimSpace(value)) == "true"
-			}
+			head.member(key, value)
 			return nil
 		})
 		if err != nil {
 			return CaptureRequest{}, malformed("capture request", err)
 		}
-		if !isBatch {
-			// a single event: the fields read above were its own
-			ev, err := parseRawEvent(body)
-			if err != nil {
-				return CaptureRequest{}, err
-			}
-			return CaptureRequest{Shape: ShapeCaptureEvent, Events: []RawEvent{ev}}, nil
-		}
-		req.Shape = ShapeCaptureBatch
-		if jsonscan.KindOf(batch) != jsonscan.KindArray {
-			return CaptureRequest{}, invalid("batch is not an array")
-		}
-		if err := req.addEvents(batch); err != nil {
-			return CaptureRequest{}, err
-		}
+		return s.captureObject(body, &head)
 	default:
 		return CaptureRequest{}, malformed("capture request is neither an object nor an array", nil)
 	}
@@ -173,10 +147,64 @@ func parseCaptureRequest(body []byte) (CaptureRequest, error) {
 	return req, nil
 }
 
-func (req *CaptureRequest) addEvents(array []byte) error {
+// requestHead is what the top level of a capture request object says besides its events.
+type requestHead struct {
+	batch      []byte
+	isBatch    bool
+	token      string
+	sentAt     time.Time
+	historical bool
+}
+
+// member reads one top-level member of a capture request object.
+func (h *requestHead) member(key, value []byte) {
+	switch string(key) {
+	case "batch":
+		h.batch, h.isBatch = value, true
+	case "api_key", "token":
+		if h.token == "" {
+			h.token = scalarText(value)
+		}
+	case "sent_at":
+		if t, err := ParseTimestamp(scalarText(value)); err == nil {
+			h.sentAt = t
+		}
+	case "historical_migration":
+		h.historical = string(jsonscan.TrimSpace(value)) == "true"
+	}
+}
+
+// captureObject reads a capture request object whose syntax is checked and whose top level is
+// read into head: a single event, or a {batch}.
+func (s *scratch) captureObject(body []byte, head *requestHead) (CaptureRequest, error) {
+	if !head.isBatch {
+		// a single event: the fields of the head were its own
+		ev, err := s.parseRawEvent(body)
+		if err != nil {
+			return CaptureRequest{}, err
+		}
+		return CaptureRequest{Shape: ShapeCaptureEvent, Events: []RawEvent{ev}}, nil
+	}
+	req := CaptureRequest{Shape: ShapeCaptureBatch, Token: head.token, SentAt: head.sentAt, HistoricalMigration: head.historical}
+	if jsonscan.KindOf(head.batch) != jsonscan.KindArray {
+		return CaptureRequest{}, invalid("batch is not an array")
+	}
+	if err := s.addEvents(&req, head.batch); err != nil {
+		return CaptureRequest{}, err
+	}
+	if len(req.Events) == 0 {
+		return CaptureRequest{}, invalid("capture request without events")
+	}
+	return req, nil
+}
+
+func (s *scratch) addEvents(req *CaptureRequest, array []byte) error {
 	i := 0
-	err := jsonscan.ArrayEach(array, func(item []byte) error {
-		ev, err := parseRawEvent(item)
+	err := jsonscan.Elements(array, func(v *jsonscan.Value) error {
+		ev, syntax, err := s.parseRawEventAt(v)
+		if syntax {
+			return err
+		}
 		if err != nil {
 			return &indexedError{index: i, err: err}
 		}
@@ -204,68 +232,116 @@ func (e *indexedError) Unwrap() error { return e.err }
 
 // parseRawEvent reads one event object of a capture request (or capture output's `data`) in one
 // pass, indexing its properties on the way, without judging it: see validate. The index points into
-// b (or into a new buffer for properties sent as a JSON string).
-func parseRawEvent(b []byte) (RawEvent, error) {
+// b (or into the arena for properties sent as a JSON string). It stops at the first error, which
+// is a properties error when the properties are not an object.
+func (s *scratch) parseRawEvent(b []byte) (RawEvent, error) {
 	if jsonscan.KindOf(b) != jsonscan.KindObject {
 		return RawEvent{}, invalid("event is not an object")
 	}
-	ev := RawEvent{JSON: b}
-	var distinctID string
-	var propsErr error
-	err := jsonscan.Members(b, func(key []byte, v *jsonscan.Value) error {
-		if string(key) == "properties" {
-			propsErr = indexValue(v, &ev.props)
-			return propsErr
-		}
-		value, err := v.Raw()
-		if err != nil {
-			return err
-		}
-		switch string(key) {
-		case "uuid":
-			ev.UUID = scalarText(value)
-		case "event":
-			ev.Name = scalarText(value)
-		case "distinct_id", "$distinct_id":
-			if distinctID == "" {
-				distinctID = distinctIDText(value)
-			}
-		case "token", "$token", "api_key":
-			if ev.Token == "" {
-				ev.Token = scalarText(value)
-			}
-		case "timestamp":
-			ev.Timestamp = scalarText(value)
-		case "offset":
-			if jsonscan.KindOf(value) == jsonscan.KindNumber {
-				if f, err := jsonscan.Float(value); err == nil && f < 1e15 && f > -1e15 {
-					ev.Offset, ev.HasOffset = time.Duration(f*float64(time.Millisecond)), true
-				}
-			}
-		case "$set":
-			ev.set = value
-		case "$set_once":
-			ev.setOnce = value
-		default:
-			ev.Unknown = true
-		}
-		return nil
-	})
-	if propsErr != nil {
-		return RawEvent{}, propsErr
+	p := rawEventParser{s: s, ev: RawEvent{JSON: b}}
+	err := jsonscan.Members(b, p.member)
+	if p.propsErr != nil {
+		return RawEvent{}, p.propsErr
 	}
 	if err != nil {
 		return RawEvent{}, malformed("event", err)
 	}
+	return p.finish(), nil
+}
+
+// parseRawEventAt is parseRawEvent for an element of an array, read in place. The element's syntax
+// is checked first: a syntax error is returned as it is (syntax is true), before what the event
+// says is judged.
+func (s *scratch) parseRawEventAt(v *jsonscan.Value) (ev RawEvent, syntax bool, err error) {
+	if v.Kind() != jsonscan.KindObject {
+		if _, err := v.Raw(); err != nil {
+			return RawEvent{}, true, err
+		}
+		return RawEvent{}, false, invalid("event is not an object")
+	}
+	p := rawEventParser{s: s, deferProps: true}
+	if err := v.Members(p.member); err != nil {
+		return RawEvent{}, true, err
+	}
+	if p.propsErr != nil {
+		return RawEvent{}, false, p.propsErr
+	}
+	p.ev.JSON, _ = v.Raw() // read already: no second pass
+	return p.finish(), false, nil
+}
+
+// rawEventParser reads the members of one raw event.
+type rawEventParser struct {
+	s          *scratch
+	ev         RawEvent
+	distinctID string
+	propsErr   error // the first error reading the properties
+	deferProps bool  // keep reading after propsErr, so that a later syntax error wins
+}
+
+func (p *rawEventParser) member(key []byte, v *jsonscan.Value) error {
+	ev := &p.ev
+	if string(key) == "properties" {
+		if p.propsErr != nil {
+			return nil // skipped: the event is refused already
+		}
+		start := len(p.s.members)
+		p.propsErr = p.s.indexValue(v)
+		ev.props = p.s.extend(ev.props, start)
+		if p.deferProps {
+			return nil // a syntax error is in v, and the scan stops at it
+		}
+		return p.propsErr
+	}
+	value, err := v.Raw()
+	if err != nil {
+		return err
+	}
+	switch string(key) {
+	case "uuid":
+		ev.UUID, ev.uuidRaw = scalarText(value), value
+	case "event":
+		ev.Name, ev.nameRaw = scalarText(value), value
+	case "distinct_id", "$distinct_id":
+		if p.distinctID == "" {
+			p.distinctID = distinctIDText(value)
+		}
+	case "token", "$token", "api_key":
+		if ev.Token == "" {
+			ev.Token, ev.tokenRaw = scalarText(value), value
+		}
+	case "timestamp":
+		ev.Timestamp = scalarText(value)
+	case "offset":
+		if jsonscan.KindOf(value) == jsonscan.KindNumber {
+			if f, err := jsonscan.Float(value); err == nil && f < 1e15 && f > -1e15 {
+				ev.Offset, ev.HasOffset = time.Duration(f*float64(time.Millisecond)), true
+			}
+		}
+	case "$set":
+		ev.set = value
+	case "$set_once":
+		ev.setOnce = value
+	default:
+		ev.Unknown = true
+	}
+	return nil
+}
+
+// finish completes the event from its properties once every member is read.
+func (p *rawEventParser) finish() RawEvent {
+	ev := p.ev
+	distinctID := p.distinctID
 	if distinctID == "" {
 		distinctID = distinctIDText(rawOf(ev.props, "distinct_id"))
 	}
 	if ev.Token == "" {
-		ev.Token = ev.props.String("token")
+		ev.tokenRaw = rawOf(ev.props, "token")
+		ev.Token = scalarText(ev.tokenRaw)
 	}
 	ev.IgnoreSentAt = ev.props.String("$ignore_sent_at") == "true"
 	ev.DistinctID = truncateRunes(distinctID, MaxDistinctIDLength)
-	return ev, nil
+	return ev
 }
 
 func rawOf(p Properties, key string) []byte {
@@ -306,17 +382,22 @@ func truncateRunes(s string, n int) string {
 
 // objectBytes returns the JSON object a properties-like value holds: the value itself when it is an
 // object, the decoded string when it is a JSON string holding an object (ClickHouse rows), nil for
-// null or "".
-func objectBytes(raw []byte) ([]byte, error) {
+// null or "". A decoded string is in the arena.
+func (s *scratch) objectBytes(raw []byte) ([]byte, error) {
 	switch jsonscan.KindOf(raw) {
 	case jsonscan.KindObject:
 		return raw, nil
 	case jsonscan.KindNull:
 		return nil, nil
 	case jsonscan.KindString:
-		b, err := jsonscan.AppendString(make([]byte, 0, len(raw)), raw)
-		if err != nil {
-			return nil, malformed("string-encoded object", err)
+		var b []byte
+		if r := s.readAhead(raw); r != nil && r.decoded != nil {
+			b = r.decoded
+		} else {
+			var err error
+			if b, err = s.appendString(raw); err != nil {
+				return nil, malformed("string-encoded object", err)
+			}
 		}
 		b = jsonscan.TrimSpace(b)
 		if len(b) == 0 {

@@ -22,18 +22,31 @@ func ParseTimestamp(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, errBadTimestamp
 	}
+	if len(s) > 10 && s[10] == ' ' {
+		// ClickHouse text: neither RFC 3339 nor a number (each failed attempt costs an error value),
+		// so go straight to the T form
+		return parseSpaced(s)
+	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), nil
 	}
 	if t, ok := parseEpoch(s); ok {
 		return t, nil
 	}
-	if len(s) > 10 && s[10] == ' ' {
-		s = s[:10] + "T" + s[11:]
-		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			return t.UTC(), nil
-		}
+	return parseLayouts(s)
+}
+
+// parseSpaced parses a time with a space instead of the T.
+func parseSpaced(s string) (time.Time, error) {
+	s = s[:10] + "T" + s[11:]
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
 	}
+	return parseLayouts(s)
+}
+
+// parseLayouts tries the lenient layouts: no zone, short zones, a spaced zone, a bare date.
+func parseLayouts(s string) (time.Time, error) {
 	for _, layout := range []string{
 		"2006-01-02T15:04:05.999999999",
 		"2006-01-02T15:04:05.999999999Z07",

@@ -73,3 +73,22 @@ func TestIdentityKey(t *testing.T) {
 		}
 	}
 }
+func TestPseudonymHashesIdsHoldingPersonalData(t *testing.T) {
+	hash := func(v string) string { return EmailHash(v) }
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{"usr_4821", "usr_4821"},
+		{"0195aaaa-0000-7000-8000-000000000001", "0195aaaa-0000-7000-8000-000000000001"},
+		{" Ana@Example.com ", hash("ana@example.com")},
+		{"+1 415 555 0134", hash("+1 415 555 0134")},
+		{"4111111111111111", hash("4111111111111111")},
+		{"123-45-6789", hash("123-45-6789")},
+	} {
+		if got := Pseudonym(c.in); got != c.want {
+			t.Errorf("Pseudonym(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	if Pseudonym("ana@example.com") != IdentityKey("ana@example.com") {
+		t.Error("an email's pseudonym differs from its identity key: the linker could not match it")
+	}
+}

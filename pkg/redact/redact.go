@@ -292,6 +292,20 @@ func IdentityKey(v string) string {
 	return v
 }
 
+// Pseudonym returns an id (a user id, an external id, a session id) as it is, or its identity hash
+// when it holds personal data: IdentityKey's hash for an email or a phone number, and the same
+// hash of any other finding of Find (a card number, a national id, a token), so that both sides of
+// the pipeline turn one id into one pseudonym and still match it.
+func Pseudonym(v string) string {
+	if h := IdentityKey(v); h != v {
+		return h
+	}
+	if v != "" && len(Find(v)) > 0 {
+		return identityHash(strings.TrimSpace(v))
+	}
+	return v
+}
+
 // EmailHash returns "h:" + hex(sha256(lower(trim(email)))), or "" for an empty email.
 func EmailHash(email string) string {
 	t := strings.TrimSpace(email)

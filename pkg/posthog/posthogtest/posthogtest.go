@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/threadline/threadline/pkg/testkit/cputime"
 )
 
 // CaptureLatency is the journey's clock: capture received every request this long after the client
@@ -238,22 +240,22 @@ type RateReport struct {
 }
 
 // Start marks the beginning of the measured loop.
-func (r *RateReport) Start() { r.cpu0, _ = CPUTime() }
+func (r *RateReport) Start() { r.cpu0, _ = cputime.Process() }
 
 // Report reports the rates of the loop just run (events per round) against baseline.
 func (r *RateReport) Report(b *testing.B, eventsPerRound int, baseline func()) {
-	cpu1, cpuOK := CPUTime()
+	cpu1, cpuOK := cputime.Process()
 	events := float64(eventsPerRound * b.N)
 	b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
 
 	b.StopTimer()
-	bcpu0, _ := CPUTime()
+	bcpu0, _ := cputime.Process()
 	start := time.Now()
 	for range b.N {
 		baseline()
 	}
 	wall := time.Since(start)
-	bcpu1, _ := CPUTime()
+	bcpu1, _ := cputime.Process()
 	b.ReportMetric(events/wall.Seconds(), "json-events/s")
 	ratio := wall.Seconds() / b.Elapsed().Seconds()
 	if cpuOK && cpu1 > r.cpu0 && bcpu1 > bcpu0 {

@@ -6,10 +6,12 @@
 package jsonscan
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -260,13 +262,7 @@ const (
 // or non-ASCII (len(b) when there is none), testing eight bytes at a time.
 func plainRun(b []byte, i int) int {
 	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		q := x ^ (lows * '"')
-		s := x ^ (lows * '\\')
-		// the high bit of a byte is set in m when the byte is below 0x20, '"', '\\' or non-ASCII; a
-		// borrow can only flag bytes above the first such byte, so the lowest flag is exact
-		m := (((x - lows*0x20) & ^x) | ((q - lows) & ^q) | ((s - lows) & ^s) | x) & highs
-		if m != 0 {
+		if m := specialBytes(binary.LittleEndian.Uint64(b[i:])); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
@@ -355,6 +351,12 @@ func (v *Value) Raw() ([]byte, error) {
 	return v.b[v.start:v.end], nil
 }
 
+// Skip marks the value read without reading it, for a caller that read the same bytes before and
+// knows the value is n bytes long with valid syntax.
+func (v *Value) Skip(n int) {
+	v.read, v.end, v.err = true, v.start+n, nil
+}
+
 // Any decodes the value like the package-level Any.
 func (v *Value) Any() (any, error) {
 	if v.read {
@@ -386,46 +388,78 @@ func (v *Value) AppendString(dst []byte) ([]byte, error) {
 }
 
 // appendString decodes the string that starts at b[i] onto dst in one pass and returns the index
-// after it.
+// after it. Plain bytes are copied eight at a time: a word is stored whole and the output advances
+// past its plain bytes only, so the run between two escapes costs no call of its own.
 func appendString(dst, b []byte, i int) ([]byte, int, error) {
 	if i >= len(b) || b[i] != '"' {
 		return dst, i, syntaxErr(b, i, "string")
 	}
 	j := i + 1
+	// Unescaping never lengthens the text (an invalid UTF-8 byte, three bytes once replaced, is
+	// the exception, and makes room for itself): the rest of the input and a word of slack fit.
+	dst = slices.Grow(dst, len(b)-j+8)
+	w := len(dst)
+	out := dst[:cap(dst)]
 	for {
-		k := plainRun(b, j)
-		dst = append(dst, b[j:k]...)
-		j = k
+		for j+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[j:])
+			binary.LittleEndian.PutUint64(out[w:], x)
+			if m := specialBytes(x); m != 0 {
+				n := bits.TrailingZeros64(m) / 8
+				j += n
+				w += n
+				// an escaped quote or backslash, most of what a JSON string holding JSON escapes,
+				// is resolved here without leaving the loop
+				if b[j] == '\\' && j+1 < len(b) && (b[j+1] == '"' || b[j+1] == '\\') {
+					out[w] = b[j+1]
+					w++
+					j += 2
+					continue
+				}
+				break
+			}
+			j += 8
+			w += 8
+		}
+		for j < len(b) {
+			c := b[j]
+			if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+				break
+			}
+			out[w] = c
+			w++
+			j++
+		}
 		if j >= len(b) {
-			return dst, j, syntaxErr(b, j, "string end")
+			return out[:w], j, syntaxErr(b, j, "string end")
 		}
 		switch c := b[j]; {
 		case c == '"':
-			return dst, j + 1, nil
+			return out[:w], j + 1, nil
 		case c == '\\':
 			if j+1 >= len(b) {
-				return dst, j, syntaxErr(b, j+1, "escape")
+				return out[:w], j, syntaxErr(b, j+1, "escape")
 			}
 			switch e := b[j+1]; e {
 			case '"', '\\', '/':
-				dst = append(dst, e)
+				out[w] = e
 			case 'b':
-				dst = append(dst, '\b')
+				out[w] = '\b'
 			case 'f':
-				dst = append(dst, '\f')
+				out[w] = '\f'
 			case 'n':
-				dst = append(dst, '\n')
+				out[w] = '\n'
 			case 'r':
-				dst = append(dst, '\r')
+				out[w] = '\r'
 			case 't':
-				dst = append(dst, '\t')
+				out[w] = '\t'
 			case 'u':
 				if j+6 > len(b) {
-					return dst, j, syntaxErr(b, len(b), "\\u escape")
+					return out[:w], j, syntaxErr(b, len(b), "\\u escape")
 				}
 				for k := j + 2; k < j+6; k++ {
 					if !isHex(b[k]) {
-						return dst, k, syntaxErr(b, k, "\\u escape")
+						return out[:w], k, syntaxErr(b, k, "\\u escape")
 					}
 				}
 				r := hex4(b[j+2 : j+6])
@@ -434,30 +468,45 @@ func appendString(dst, b []byte, i int) ([]byte, int, error) {
 					if j+6 <= len(b) && b[j] == '\\' && b[j+1] == 'u' && isHex(b[j+2]) && isHex(b[j+3]) && isHex(b[j+4]) && isHex(b[j+5]) {
 						if dec := utf16.DecodeRune(r, hex4(b[j+2:j+6])); dec != utf8.RuneError {
 							j += 6
-							dst = utf8.AppendRune(dst, dec)
+							w += utf8.EncodeRune(out[w:], dec) // 4 bytes for 12 read
 							continue
 						}
 					}
 					r = utf8.RuneError
 				}
-				dst = utf8.AppendRune(dst, r)
+				w += utf8.EncodeRune(out[w:], r) // at most 3 bytes for 6 read
 				continue
 			default:
-				return dst, j + 1, syntaxErr(b, j+1, "escape")
+				return out[:w], j + 1, syntaxErr(b, j+1, "escape")
 			}
+			w++
 			j += 2
 		case c < 0x20:
-			return dst, j, syntaxErr(b, j, "control character in string")
+			return out[:w], j, syntaxErr(b, j, "control character in string")
 		default:
 			r, size := utf8.DecodeRune(b[j:])
 			if r == utf8.RuneError && size == 1 {
-				dst = utf8.AppendRune(dst, utf8.RuneError)
+				// one byte read, three written: keep the slack for the rest
+				if len(out)-w < len(b)-j+2+8 {
+					out = slices.Grow(out[:w], len(b)-j+16)
+					out = out[:cap(out)]
+				}
+				w += utf8.EncodeRune(out[w:], utf8.RuneError)
 			} else {
-				dst = append(dst, b[j:j+size]...)
+				w += copy(out[w:], b[j:j+size])
 			}
 			j += size
 		}
 	}
+}
+
+// specialBytes returns, for the eight bytes of x (little-endian), the high bit of each byte that
+// is '"', '\\', a control character or non-ASCII; the lowest one set is exact (a borrow can only
+// flag bytes above the first such byte).
+func specialBytes(x uint64) uint64 {
+	q := x ^ (lows * '"')
+	s := x ^ (lows * '\\')
+	return (((x - lows*0x20) & ^x) | ((q - lows) & ^q) | ((s - lows) & ^s) | x) & highs
 }
 
 // Members calls fn for every member of the object b holds, in order, with the key's content and its
@@ -517,7 +566,9 @@ func members(b []byte, i, depth int, fn func(key []byte, v *Value) error) (int, 
 		if i >= len(b) || b[i] != ':' {
 			return i, syntaxErr(b, i, "colon")
 		}
-		*v = Value{b: b, start: SkipSpace(b, i+1), depth: depth + 1}
+		// v.b stays, and v.err is nil (an error ends the loop): set the rest without rewriting
+		// the pointers
+		v.start, v.end, v.depth, v.read = SkipSpace(b, i+1), 0, depth+1, false
 		if err := fn(key, v); err != nil {
 			return i, err
 		}
@@ -538,6 +589,85 @@ func members(b []byte, i, depth int, fn func(key []byte, v *Value) error) (int, 
 			return i + 1, nil
 		default:
 			return i, syntaxErr(b, i, "object end")
+		}
+	}
+}
+
+// Member is one member of an object: its key's content (as Members gives it) and its raw value.
+type Member struct {
+	Key, Value []byte
+}
+
+// AppendMembers appends every member of the object b holds to dst, in order, as ObjectEach would
+// give them, and checks the syntax of the whole object.
+func AppendMembers(dst []Member, b []byte) ([]Member, error) {
+	dst, end, err := appendMembers(dst, b, SkipSpace(b, 0), 0)
+	if err != nil {
+		return dst, err
+	}
+	return dst, trailing(b, end)
+}
+
+// AppendMembers appends every member of the value, which must be an object, to dst, reading it in
+// place as the package-level AppendMembers does.
+func (v *Value) AppendMembers(dst []Member) ([]Member, error) {
+	if v.read {
+		raw, err := v.Raw()
+		if err != nil {
+			return dst, err
+		}
+		return AppendMembers(dst, raw)
+	}
+	v.read = true
+	dst, v.end, v.err = appendMembers(dst, v.b, v.start, v.depth)
+	return dst, v.err
+}
+
+// appendMembers is members with a callback that takes each value's Raw, without the callback.
+func appendMembers(dst []Member, b []byte, i, depth int) ([]Member, int, error) {
+	if depth+1 > MaxDepth {
+		return dst, i, ErrDepth
+	}
+	if i >= len(b) || b[i] != '{' {
+		return dst, i, syntaxErr(b, i, "object")
+	}
+	i = SkipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return dst, i + 1, nil
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return dst, i, syntaxErr(b, i, "object key")
+		}
+		end, complex, err := scanString(b, i)
+		if err != nil {
+			return dst, end, err
+		}
+		key := b[i+1 : end-1 : end-1]
+		if complex {
+			key = unescape(nil, key)
+		}
+		i = SkipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return dst, i, syntaxErr(b, i, "colon")
+		}
+		vs := SkipSpace(b, i+1)
+		ve, err := skipValue(b, vs, depth+1)
+		if err != nil {
+			return dst, ve, err
+		}
+		dst = append(dst, Member{Key: key, Value: b[vs:ve]})
+		i = SkipSpace(b, ve)
+		if i >= len(b) {
+			return dst, i, syntaxErr(b, i, "object end")
+		}
+		switch b[i] {
+		case ',':
+			i = SkipSpace(b, i+1)
+		case '}':
+			return dst, i + 1, nil
+		default:
+			return dst, i, syntaxErr(b, i, "object end")
 		}
 	}
 }
@@ -597,6 +727,46 @@ func ArrayEach(b []byte, fn func(value []byte) error) error {
 	}
 }
 
+// Elements calls fn for every element of the array b holds, in order, with the element as a Value
+// that fn may read in place (with Members, Raw, …); an element fn does not read is skipped. It
+// checks the syntax of the whole array and stops at the first error fn returns, as ArrayEach does;
+// unlike ArrayEach it reads each element once.
+func Elements(b []byte, fn func(v *Value) error) error {
+	i := SkipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return syntaxErr(b, i, "array")
+	}
+	i = SkipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return trailing(b, i+1)
+	}
+	v := &Value{b: b}
+	for {
+		v.start, v.end, v.depth, v.read = i, 0, 1, false
+		if err := fn(v); err != nil {
+			return err
+		}
+		if !v.read {
+			v.Raw()
+		}
+		if v.err != nil {
+			return v.err
+		}
+		i = SkipSpace(b, v.end)
+		if i >= len(b) {
+			return syntaxErr(b, i, "array end")
+		}
+		switch b[i] {
+		case ',':
+			i = SkipSpace(b, i+1)
+		case ']':
+			return trailing(b, i+1)
+		default:
+			return syntaxErr(b, i, "array end")
+		}
+	}
+}
+
 func trailing(b []byte, i int) error {
 	if i = SkipSpace(b, i); i != len(b) {
 		return syntaxErr(b, i, "end of value")
@@ -617,10 +787,16 @@ func String(b []byte) (string, error) {
 	if end != len(b) {
 		return "", syntaxErr(b, end, "end of string")
 	}
-	if !complex {
-		return string(b[1 : end-1]), nil
+	return decodedString(b[1:end-1], complex), nil
+}
+
+// decodedString returns the content of a syntactically valid string body as a string. Only a
+// body with escapes or invalid UTF-8 needs a buffer of its own.
+func decodedString(body []byte, complex bool) string {
+	if !complex || (bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body)) {
+		return string(body)
 	}
-	return string(unescape(nil, b[1:end-1])), nil
+	return string(unescape(make([]byte, 0, len(body)), body))
 }
 
 // AppendString appends the decoded content of the JSON string b holds to dst.
@@ -755,10 +931,7 @@ func parseString(b []byte, i int) (string, int, error) {
 	if err != nil {
 		return "", end, err
 	}
-	if !complex {
-		return string(b[i+1 : end-1]), end, nil
-	}
-	return string(unescape(nil, b[i+1:end-1])), end, nil
+	return decodedString(b[i+1:end-1], complex), end, nil
 }
 
 func parseObject(b []byte, i, depth int) (map[string]any, int, error) {

@@ -250,3 +250,72 @@ func TestValueMembersInPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendStringMatchesEncodingJSON checks AppendString, on its own and read in place, against
+// encoding/json on strings dense with escapes (the eight-byte copy resolves some of them itself).
+func TestAppendStringMatchesEncodingJSON(t *testing.T) {
+	cases := []string{`""`, `"a"`, `"\""`, `"\\\\"`, `"0123456\"89abcdef\\0123\"\"\"x"`,
+		`"{\"uuid\":\"0195\",\"properties\":{\"$os\":\"Mac OS X\",\"title\":\"Pricing – Acme\",\"n\":1}}"`,
+		`"\u00e9\ud83d\ude00\ud83d \t\n\/"`, "\"\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8 0123456789 \\\" \xc3\"", `"abcdefgh\"ijklmnop\\"`}
+	for _, c := range cases {
+		var want string
+		wantErr := json.Unmarshal([]byte(c), &want)
+		got, err := AppendString([]byte("pre"), []byte(c))
+		if (err == nil) != (wantErr == nil) || (err == nil && string(got) != "pre"+want) {
+			t.Errorf("%s: %q %v, encoding/json %q %v", c, got, err, want, wantErr)
+		}
+		var inPlace []byte
+		err = Members([]byte(`{"k":`+c+`,"z":1}`), func(key []byte, v *Value) error {
+			if string(key) == "k" {
+				var err error
+				inPlace, err = v.AppendString(nil)
+				return err
+			}
+			return nil
+		})
+		if err != nil || string(inPlace) != want {
+			t.Errorf("%s in place: %q %v, want %q", c, inPlace, err, want)
+		}
+	}
+}
+
+// TestAppendMembersAndElementsMatchEach checks the one-pass readers against ObjectEach and ArrayEach:
+// the same members and elements, the same errors.
+func TestAppendMembersAndElementsMatchEach(t *testing.T) {
+	for _, c := range differentialCases {
+		b := []byte(c)
+		var want []Member
+		wantErr := ObjectEach(b, func(key, value []byte) error {
+			want = append(want, Member{Key: key, Value: value})
+			return nil
+		})
+		got, err := AppendMembers(nil, b)
+		if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+			t.Errorf("%q: AppendMembers error %v, ObjectEach %v", c, err, wantErr)
+		} else if err == nil && !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: AppendMembers %q, ObjectEach %q", c, got, want)
+		}
+		var wantEls, gotEls []string
+		wantErr = ArrayEach(b, func(value []byte) error {
+			wantEls = append(wantEls, string(value))
+			return nil
+		})
+		err = Elements(b, func(v *Value) error {
+			if strings.HasPrefix(string(v.Bytes()), "{") {
+				if _, err := v.AppendMembers(nil); err != nil {
+					return err
+				}
+			}
+			raw, err := v.Raw()
+			if err == nil {
+				gotEls = append(gotEls, string(raw))
+			}
+			return err
+		})
+		if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+			t.Errorf("%q: Elements error %v, ArrayEach %v", c, err, wantErr)
+		} else if err == nil && !reflect.DeepEqual(gotEls, wantEls) {
+			t.Errorf("%q: Elements %q, ArrayEach %q", c, gotEls, wantEls)
+		}
+	}
+}
