@@ -250,7 +250,7 @@ func (s *Store) runPlan(ctx context.Context, conv string, ev messages.Conversati
 		}
 		calls[n] = &scriptCall{
 			script: s.scripts.link,
-			keys:   []string{sk.links, sk.buf, sk.ids, sk.flush(ev.EventID, conv)},
+			keys:   []string{sk.links, sk.buf, sk.ids, sk.flush(ev.EventID, conv), sk.acts},
 			args: []any{conv, e, flush, at, s.cfg.BufferWindow.Milliseconds(), ttlMs,
 				s.cfg.ClosedGrace.Milliseconds()},
 		}

@@ -16,24 +16,20 @@ import (
 
 // BenchmarkRouteBatch measures RouteBatch on a real redis-server with poll batches of 500
 // actions from 100 sessions (5 each, one identity each). "forward" has every session linked, the
-// steady state of a linker; "buffer" has none linked. It reports actions/s and the CPU time
-// redis-server spent per action, which unlike the rate does not depend on what else runs.
+// steady state of a linker; "buffer" has none linked; "buffer-spread" has none linked either but
+// 500 sessions of one action each, with a few properties, the shape of a backlog of new sessions.
+// It reports actions/s and the CPU time redis-server spent per action, which unlike the rate does
+// not depend on what else runs.
 func BenchmarkRouteBatch(b *testing.B) {
-	for _, linked := range []bool{true, false} {
-		name := "buffer"
-		if linked {
-			name = "forward"
-		}
-		b.Run(name, func(b *testing.B) { benchmarkRouteBatch(b, linked) })
-	}
+	b.Run("forward", func(b *testing.B) { benchmarkRouteBatch(b, true, 100, nil) })
+	b.Run("buffer", func(b *testing.B) { benchmarkRouteBatch(b, false, 100, nil) })
+	props := map[string]string{"plan": "pro", "$event_type": "click", "$screen_name": "pricing",
+		"$prev_pageview_pathname": "/", "$prev_pageview_duration": "12.5", "experiment": "checkout-b"}
+	b.Run("buffer-spread", func(b *testing.B) { benchmarkRouteBatch(b, false, 500, props) })
 }
 
-func benchmarkRouteBatch(b *testing.B, linked bool) {
-	const (
-		sessions   = 100
-		perSession = 5
-		batchSize  = sessions * perSession
-	)
+func benchmarkRouteBatch(b *testing.B, linked bool, sessions int, props map[string]string) {
+	const batchSize = 500
 	srv := redistest.Start(b)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	b.Cleanup(func() { _ = rdb.Close() })
@@ -53,7 +49,8 @@ func benchmarkRouteBatch(b *testing.B, linked bool) {
 				Page: "pricing", Path: "/pricing", Target: "Select Pro button",
 				Text: "User clicked Select Pro button on the pricing page",
 			},
-			Identity: messages.Identity{DistinctID: "bench-u" + strconv.Itoa(i%sessions)},
+			Identity:   messages.Identity{DistinctID: "bench-u" + strconv.Itoa(i%sessions)},
+			Properties: props,
 		}
 	}
 	if linked {

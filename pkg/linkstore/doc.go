@@ -34,10 +34,13 @@
 //
 // # Idempotency
 //
-// Input is delivered at least once. Each action's decision (buffered, forwarded to which
-// conversations, and any batch flushed just before it) is stored under its action id; a repeat
-// returns the stored decision, so the output is the same, and a buffered action is only ever
-// output by the one flush that drained it. Each conversation event is applied to the
+// Input is delivered at least once. Each action's decision (forwarded to which conversations, and
+// any batch flushed just before it) is stored under its action id; a repeat returns the stored
+// decision, so the output is the same. A buffered action's record is its buffer member, which is
+// never added twice, until the flush that drains it stores a decision under the ids it drained, so
+// a buffered action is only ever output by the one flush that drained it (a repeat in the very
+// batch whose candidates trigger that flush included). An action dropped from the buffer before any
+// flush (window, cap, BufferTTL) has output nothing, and a repeat of it is decided anew. Each conversation event is applied to the
 // conversation record once; the sessions it touches are fixed in a plan stored under the event
 // id; each link step stores what it flushed under (event id, conversation id). A crash at any
 // point followed by a repeat returns the same output. Conversation state reaches sessions and
@@ -51,8 +54,10 @@
 //
 //	tl:{s:<session>}:links   hash  conversation id → link entry (state, closed at, activity,
 //	                               workspace, version, registered flag)            SessionTTL
-//	tl:{s:<session>}:buf     zset  pre-link buffer: action JSON scored by event ms  BufferTTL
-//	tl:{s:<session>}:acts    hash  action id → stored decision                      SessionTTL
+//	tl:{s:<session>}:buf     zset  pre-link buffer: action JSON (it starts with the
+//	                               action id) scored by event ms                   BufferTTL
+//	tl:{s:<session>}:acts    hash  action id → stored decision (forwarded, or drained
+//	                               by a flush)                                     SessionTTL
 //	tl:{s:<session>}:ids     set   identity keys seen in the session                SessionTTL
 //	tl:{s:<session>}:fl:<event>:<conv>  string  batch a link step flushed           SessionTTL
 //	tl:{i:<identity>}:s      hash  active session and its event time                SessionTTL
@@ -74,8 +79,11 @@
 // turns that off for the Store's life). For each session it skips actions already decided
 // (returning the stored decision), applies conversations offered by the session's identities
 // (version-checked), flushes the buffer if that made a conversation eligible, then forwards each
-// action to its target conversations or buffers it, trims the buffer by window and cap, and
-// stores every decision. It decides before it writes: sessions
+// action to its target conversations or buffers it, and stores the decisions that output
+// something. Buffering costs a few commands per session and call, whatever its number of
+// actions: one ZADD NX, a trim by window (against the call's newest action; the flush applies the
+// window exactly) and one by cap, one PEXPIRE; a session with no link reads no decisions, as
+// nothing was ever flushed or forwarded from it. It decides before it writes: sessions
 // believed linked are sent without the actions' JSON (which only buffering needs), and if one
 // must buffer after all the script writes nothing and asks for the JSON, and the call is sent
 // again. Links it made itself are reported until registered on the conversation.
@@ -83,7 +91,8 @@
 // link (session tag): the "link and flush" step of Apply for one session and conversation. It
 // returns the stored result when the event was already applied to the session; otherwise it
 // writes the conversation's entry (version-checked), flushes the buffer if the conversation is
-// eligible and stores the flushed batch. Without flushing it also confirms a registration.
+// eligible and stores the flushed batch and the drained actions' decisions. Without flushing it
+// also confirms a registration.
 //
 // identitySeen (identity tag): records the action's session as the identity's active one and
 // returns the identity's open conversations, claiming pending ones. Its calls are packed as

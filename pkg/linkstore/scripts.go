@@ -45,19 +45,45 @@ local function targets(links, order, t, grace, policy)
   return out
 end
 
+-- store writes decisions, a flat list of (action id, decision), to the decisions hash kacts.
+-- A small hash is a list that every lookup scans; once the hash holds more than 128 decisions a
+-- field with a long value makes it a hash table for good.
+local function store(kacts, hargs, ttl)
+  if #hargs == 0 then return end
+  for n = 1, #hargs, 1000 do
+    redis.call('HSET', kacts, unpack(hargs, n, math.min(n + 999, #hargs)))
+  end
+  if redis.call('HLEN', kacts) > 128 then redis.call('HSETNX', kacts, '~', string.rep('~', 256)) end
+  redis.call('PEXPIRE', kacts, ttl)
+end
+
+-- actionid is the action id of a buffered action's JSON, which starts with it.
+local function actionid(j)
+  return string.match(j, '^{"action_id":"([^"\\]*)"') or cjson.decode(j).action_id
+end
+
 -- drain deletes the buffer and returns its actions in event-time order, without those older than
--- the window before max(newest buffered, linkt), and how many it left out for age.
-local function drain(bufkey, linkt, window)
+-- the window before max(newest buffered, linkt), and how many it left out for age. Buffering
+-- stores no decision, so drain stores 'b' (decided, output by this flush or dropped) under every
+-- drained action's id in the decisions hash kacts, and returns the set of those ids.
+local function drain(bufkey, kacts, ttl, linkt, window)
   local m = redis.call('ZRANGE', bufkey, 0, -1, 'WITHSCORES')
-  if #m == 0 then return {}, 0 end
+  if #m == 0 then return {}, 0, {} end
   redis.call('DEL', bufkey)
   local ref = tonumber(m[#m])
   if linkt > ref then ref = linkt end
-  local keep, old = {}, 0
+  local keep, old, ids, hargs = {}, 0, {}, {}
   for n = 1, #m, 2 do
     if tonumber(m[n + 1]) >= ref - window then keep[#keep + 1] = m[n] else old = old + 1 end
+    local id = actionid(m[n])
+    if id then
+      ids[id] = true
+      hargs[#hargs + 1] = id
+      hargs[#hargs + 1] = 'b'
+    end
   end
-  return keep, old
+  store(kacts, hargs, ttl)
+  return keep, old, ids
 end
 
 local function batchjson(c, ws, keep)
@@ -72,42 +98,30 @@ end
 // sent (the caller expected the session to be linked), that session's reply is {-1} and nothing
 // of it is written, and the caller sends it again with the JSON.
 //
-// A session's decisions are one hash. Redis stores a small hash as a list that each lookup scans
-// from end to end (up to hash-max-listpack-entries, 512 by default, fields), which would make a
-// long session's every action dearer; once it holds more than 128 decisions the script adds a
-// field with a value longer than hash-max-listpack-value (64 bytes by default), which turns it
-// into a hash table for good.
+// Buffering is the path most actions of a backlog take, so it costs a few commands per session
+// and call whatever the number of actions: one ZADD NX of them all, one trim by window and one
+// by cap, one PEXPIRE. It stores no decision: a buffered action is its own record, the buffer
+// member (the action's JSON, which starts with its id) that ZADD NX does not add twice, and the
+// flush that drains it stores its decision. A session whose links hash is empty has never been
+// flushed (a flush needs a link), so it has no decision worth reading either. The window is
+// applied against the newest action of the call (and again, exactly, at the flush).
 //
 // KEYS, per session: links, buf, acts, ids.
 // ARGV: window_ms, cap, buf_ttl_ms, session_ttl_ms, grace_ms, policy, nsess, then per session:
 // ncand, (conv, entry)*, nids, (identity key)*, nact, (action id, event_ms, kind, action json or empty)*.
 // Returns one reply per session: {buffered, dropped_window, dropped_cap, flushed, forwarded,
-// {unregistered conv}*, {decision}* (one per action)}, or {-1}.
+// {unregistered conv}*, {decision}* (one per action)}; {buffered, dropped_window, dropped_cap}
+// when no action outputs anything and no link is unregistered; or {-1}.
 const luaRoute = luaPrelude + `
 local window, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
 local bufttl, ttl, grace, policy = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local tablemark = string.rep('~', 256)
+local empty = {}
+local belowcap = tostring(-cap - 1)
 
-local function route(klinks, kbuf, kacts, kids, cands, ids, acts, actids)
-  local nact = #acts
+-- route decides a session's actions: its conversation candidates are ARGV[c0 .. c0+2*ncand-1],
+-- its identities ARGV[i0 .. i0+nids-1], its actions ARGV[a0 .. a0+4*nact-1].
+local function route(klinks, kbuf, kacts, kids, c0, ncand, i0, nids, a0, nact)
   -- Decide, in memory.
-  local dec = {}
-  local first = nil
-  local prev = redis.call('HMGET', kacts, unpack(actids))
-  local seen = {}
-  for n = 1, nact do
-    local id = actids[n]
-    if prev[n] then
-      dec[n] = prev[n]
-    elseif seen[id] then
-      dec[n] = ''
-    else
-      seen[id] = true
-      dec[n] = false
-      if first == nil then first = n end
-    end
-  end
-
   local links, order = {}, {}
   local raw = redis.call('HGETALL', klinks)
   for n = 1, #raw, 2 do
@@ -115,11 +129,37 @@ local function route(klinks, kbuf, kacts, kids, cands, ids, acts, actids)
     order[#order + 1] = raw[n]
   end
 
-  local changed = {}
-  if first ~= nil then
-    for _, cd in ipairs(cands) do
-      local c = cd[1]
-      local e = cjson.decode(cd[2])
+  local dec = {}
+  local first = nil
+  local prev = empty
+  if #order > 0 then
+    local actids = {}
+    for n = 1, nact do actids[n] = ARGV[a0 + 4 * n - 4] end
+    prev = redis.call('HMGET', kacts, unpack(actids))
+  end
+  local seen = nil
+  if nact > 1 then seen = {} end
+  local decided = false
+  for n = 1, nact do
+    local id = ARGV[a0 + 4 * n - 4]
+    if prev[n] then
+      dec[n] = prev[n]
+      decided = true
+    elseif seen and seen[id] then
+      dec[n] = ''
+    else
+      if seen then seen[id] = true end
+      dec[n] = false
+      if first == nil then first = n end
+    end
+  end
+
+  local changed = empty
+  if first ~= nil and ncand > 0 then
+    changed = {}
+    for m = 0, ncand - 1 do
+      local c = ARGV[c0 + 2 * m]
+      local e = cjson.decode(ARGV[c0 + 2 * m + 1])
       local old = links[c]
       if old == nil or tonumber(e.v) > tonumber(old.v) then
         e.pu = nil
@@ -130,10 +170,10 @@ local function route(klinks, kbuf, kacts, kids, cands, ids, acts, actids)
       end
     end
   end
-  table.sort(order)
+  if #order > 1 then table.sort(order) end
 
-  local flushto = {}
-  if #changed > 0 then flushto = targets(links, order, acts[first][1], grace, policy) end
+  local flushto = empty
+  if #changed > 0 then flushto = targets(links, order, tonumber(ARGV[a0 + 4 * first - 3]), grace, policy) end
   -- Targets depend on event time only through closed conversations' grace.
   local timeless = true
   for _, c in ipairs(order) do
@@ -141,12 +181,13 @@ local function route(klinks, kbuf, kacts, kids, cands, ids, acts, actids)
   end
   local tgs = {}
   local fixed = nil
-  if #order == 0 then fixed = {} elseif timeless then fixed = targets(links, order, 0, grace, policy) end
+  if #order == 0 then fixed = empty elseif timeless then fixed = targets(links, order, 0, grace, policy) end
   for n = 1, nact do
-    if dec[n] == false and acts[n][2] ~= 'i' then
+    local a = a0 + 4 * n - 4
+    if dec[n] == false and ARGV[a + 2] ~= 'i' then
       local tg = fixed
-      if tg == nil then tg = targets(links, order, acts[n][1], grace, policy) end
-      if #tg == 0 and acts[n][3] == '' then return {-1} end
+      if tg == nil then tg = targets(links, order, tonumber(ARGV[a + 1]), grace, policy) end
+      if #tg == 0 and ARGV[a + 3] == '' then return {-1} end
       tgs[n] = tg
     end
   end
@@ -157,7 +198,7 @@ local function route(klinks, kbuf, kacts, kids, cands, ids, acts, actids)
   local dropw, dropc, flushed, forwarded, buffered = 0, 0, 0, 0, 0
   local pre = ''
   if #flushto > 0 then
-    local keep, old = drain(kbuf, acts[first][1], window)
+    local keep, old, drained = drain(kbuf, kacts, ttl, tonumber(ARGV[a0 + 4 * first - 3]), window)
     dropw = dropw + old
     if #keep > 0 then
       local segs = {}
@@ -165,23 +206,36 @@ local function route(klinks, kbuf, kacts, kids, cands, ids, acts, actids)
       pre = '"p":[' .. table.concat(segs, ',') .. ']'
       flushed = #keep * #flushto
     end
+    -- A repeat of an action the flush drained was buffered before: it is output by the flush only.
+    for n = 1, nact do
+      if dec[n] == false and drained[ARGV[a0 + 4 * n - 4]] then tgs[n] = false end
+    end
   end
 
-  local fcache = {}
-  local hargs = {}
+  local fcache = nil
+  local hargs = empty
+  local zargs = nil
+  local newest = nil
   for n = 1, nact do
     if dec[n] == false then
-      local a = acts[n]
+      local a = a0 + 4 * n - 4
       local tg = tgs[n]
       local body = ''
       local d
-      if tg == nil then
+      if tg == false then
+        d = 'b'
+      elseif tg == nil then
         d = 'i'
       elseif #tg == 0 then
-        redis.call('ZADD', kbuf, a[1], a[3])
-        buffered = buffered + 1
+        local t = tonumber(ARGV[a + 1])
+        if zargs == nil then zargs = {} end
+        -- Strings, not numbers: Redis would format a number only to parse it again.
+        zargs[#zargs + 1] = ARGV[a + 1]
+        zargs[#zargs + 1] = ARGV[a + 3]
+        if newest == nil or t > newest then newest = t end
         d = 'b'
       else
+        if fcache == nil then fcache = {} end
         body = fcache[tg]
         if body == nil then
           local segs = {}
@@ -197,29 +251,29 @@ local function route(klinks, kbuf, kacts, kids, cands, ids, acts, actids)
         if body == '' then d = '{' .. pre .. '}' else d = '{' .. pre .. ',' .. body .. '}' end
       end
       dec[n] = d
-      hargs[#hargs + 1] = actids[n]
-      hargs[#hargs + 1] = d
+      -- A buffered action's record is its buffer member (or the flush's record), an identify
+      -- action outputs nothing whatever is decided: only decisions that output are stored.
+      if d ~= 'b' and d ~= 'i' then
+        if hargs == empty then hargs = {} end
+        hargs[#hargs + 1] = ARGV[a]
+        hargs[#hargs + 1] = d
+      end
     end
   end
 
-  if #hargs > 0 then
-    redis.call('HSET', kacts, unpack(hargs))
-    -- A small hash is a list that every lookup scans; a long value makes it a hash table.
-    if redis.call('HLEN', kacts) > 128 then redis.call('HSETNX', kacts, '~', tablemark) end
-    redis.call('PEXPIRE', kacts, ttl)
-  end
-
+  store(kacts, hargs, ttl)
   if #order > 0 then redis.call('PEXPIRE', klinks, ttl) end
-  if buffered > 0 then
-    local top = redis.call('ZRANGE', kbuf, -1, -1, 'WITHSCORES')
-    local ref = tonumber(top[2])
-    dropw = dropw + redis.call('ZREMRANGEBYSCORE', kbuf, '-inf', string.format('(%.0f', ref - window))
+  if zargs ~= nil then
+    for n = 1, #zargs, 1000 do
+      buffered = buffered + redis.call('ZADD', kbuf, 'NX', unpack(zargs, n, math.min(n + 999, #zargs)))
+    end
+    dropw = dropw + redis.call('ZREMRANGEBYSCORE', kbuf, '-inf', string.format('(%.0f', newest - window))
     -- Everything below the newest cap (nothing while the buffer holds at most cap).
-    dropc = redis.call('ZREMRANGEBYRANK', kbuf, 0, -cap - 1)
+    dropc = redis.call('ZREMRANGEBYRANK', kbuf, '0', belowcap)
     redis.call('PEXPIRE', kbuf, bufttl)
   end
-  if #ids > 0 then
-    redis.call('SADD', kids, unpack(ids))
+  if nids > 0 then
+    redis.call('SADD', kids, unpack(ARGV, i0, i0 + nids - 1))
     redis.call('PEXPIRE', kids, ttl)
   end
 
@@ -227,26 +281,27 @@ local function route(klinks, kbuf, kacts, kids, cands, ids, acts, actids)
   for _, c in ipairs(order) do
     if not links[c].r then unreg[#unreg + 1] = c end
   end
+  if not decided and flushed == 0 and forwarded == 0 and #unreg == 0 and hargs == empty then
+    -- No action outputs anything: the short reply.
+    return {buffered, dropw, dropc}
+  end
   return {buffered, dropw, dropc, flushed, forwarded, unreg, dec}
 end
 
 local out = {}
 local i, k = 8, 1
 for s = 1, tonumber(ARGV[7]) do
-  local klinks, kbuf, kacts, kids = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local ncand = tonumber(ARGV[i])
+  local c0 = i + 1
+  i = c0 + 2 * ncand
+  local nids = tonumber(ARGV[i])
+  local i0 = i + 1
+  i = i0 + nids
+  local nact = tonumber(ARGV[i])
+  local a0 = i + 1
+  i = a0 + 4 * nact
+  out[s] = route(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], c0, ncand, i0, nids, a0, nact)
   k = k + 4
-  local cands, ids, acts, actids = {}, {}, {}, {}
-  local ncand = tonumber(ARGV[i]); i = i + 1
-  for n = 1, ncand do cands[n] = {ARGV[i], ARGV[i + 1]}; i = i + 2 end
-  local nids = tonumber(ARGV[i]); i = i + 1
-  for n = 1, nids do ids[n] = ARGV[i]; i = i + 1 end
-  local nact = tonumber(ARGV[i]); i = i + 1
-  for n = 1, nact do
-    actids[n] = ARGV[i]
-    acts[n] = {tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]}
-    i = i + 4
-  end
-  out[s] = route(klinks, kbuf, kacts, kids, cands, ids, acts, actids)
 end
 return out
 `
@@ -254,7 +309,7 @@ return out
 // luaLink is the "link and flush" step for one session and one conversation (Apply), and the
 // registration confirmation after RouteBatch linked a session itself.
 //
-// KEYS: links, buf, ids, flush result of one session (the flush key names the event and conversation).
+// KEYS: links, buf, ids, flush result (the flush key names the event and conversation), acts of one session.
 // ARGV: conv, entry (empty keeps the stored one), flush ('1' or '0'), link_ms, window_ms, session_ttl_ms, grace_ms.
 // Returns {flushed batch json or empty, {identity key}*, dropped_window, flushed, new_link}.
 const luaLink = luaPrelude + `
@@ -287,7 +342,7 @@ local out, old, n = '', 0, 0
 if flush then
   if e ~= nil and eligible(e, linkt, grace) then
     local keep
-    keep, old = drain(KEYS[2], linkt, window)
+    keep, old = drain(KEYS[2], KEYS[5], ttl, linkt, window)
     n = #keep
     if n > 0 then out = batchjson(c, e.ws, keep) end
   end

@@ -363,7 +363,7 @@ func (s *Store) collect(b *batch, routes []*routeCall) ([]string, map[string][]s
 	decisions := make([]string, len(b.actions))
 	unregistered := make(map[string][]string)
 	for _, rc := range routes {
-		res, err := parseRouteReply(rc.reply)
+		res, err := parseRouteReply(rc.reply, len(rc.idx))
 		if err != nil {
 			return nil, nil, fmt.Errorf("linkstore: route session %s: %w", rc.session, err)
 		}
@@ -519,19 +519,25 @@ type routeReply struct {
 	decisions                                               []string
 }
 
-func parseRouteReply(v []any) (routeReply, error) {
+// parseRouteReply reads a session's route reply; nact is its number of actions.
+func parseRouteReply(v []any, nact int) (routeReply, error) {
 	var r routeReply
 	var err error
-	if len(v) != 7 {
+	if len(v) != 7 && len(v) != 3 {
 		return r, fmt.Errorf("unexpected reply of %d items", len(v))
 	}
 	nums := []*int64{&r.buffered, &r.droppedWindow, &r.droppedCap, &r.flushed, &r.forwarded}
-	for n, p := range nums {
+	for n, p := range nums[:min(len(v), len(nums))] {
 		x, ok := v[n].(int64)
 		if !ok {
 			return r, fmt.Errorf("unexpected reply item %d: %T", n, v[n])
 		}
 		*p = x
+	}
+	if len(v) == 3 {
+		// The short reply: no action outputs anything.
+		r.decisions = make([]string, nact)
+		return r, nil
 	}
 	if r.unregistered, err = stringList(v[5]); err != nil {
 		return r, err
@@ -599,7 +605,7 @@ func (s *Store) registerRouteLinks(ctx context.Context, unregistered map[string]
 		sk := keysOfSession(p.session)
 		linkCalls[n] = &scriptCall{
 			script: s.scripts.link,
-			keys:   []string{sk.links, sk.buf, sk.ids, sk.flush("confirm", p.conv)},
+			keys:   []string{sk.links, sk.buf, sk.ids, sk.flush("confirm", p.conv), sk.acts},
 			args: []any{p.conv, entry, "0", nowMs, s.cfg.BufferWindow.Milliseconds(), ttlMs,
 				s.cfg.ClosedGrace.Milliseconds()},
 		}

@@ -74,7 +74,7 @@ func TestStaleEntriesNeverWin(t *testing.T) {
 
 	sk := keysOfSession(sid)
 	for _, e := range []string{newer, older} {
-		call := &scriptCall{script: s.scripts.link, keys: []string{sk.links, sk.buf, sk.ids, sk.flush("x", conv)},
+		call := &scriptCall{script: s.scripts.link, keys: []string{sk.links, sk.buf, sk.ids, sk.flush("x", conv), sk.acts},
 			args: []any{conv, e, "0", nowMs, int64(120000), int64(3600000), int64(1000)}}
 		if err := s.run(ctx, "link", []*scriptCall{call}); err != nil {
 			t.Fatal(err)
@@ -296,8 +296,8 @@ func TestSteadyBatchIsOneRoundTrip(t *testing.T) {
 	h.expectCounter(reg, perSession, "threadline_linker_actions_buffered_total")
 }
 
-// TestLongSessionDecisionsAreAHashTable routes a session more actions than a small hash holds
-// before the store makes its decisions a hash table, whose lookups do not scan.
+// TestLongSessionDecisionsAreAHashTable flushes a session's buffer of more actions than a small
+// hash holds before the store makes its decisions a hash table, whose lookups do not scan.
 func TestLongSessionDecisionsAreAHashTable(t *testing.T) {
 	_, newClient := singleRedis(t)
 	h := newHarness(t, newClient)
@@ -307,6 +307,9 @@ func TestLongSessionDecisionsAreAHashTable(t *testing.T) {
 		batch = append(batch, h.action("s1", "a"+itoa(i), at(float64(i)/1000), h.who("u1")))
 	}
 	h.route(s, batch...)
+	if out := h.apply(s, h.event("e1", messages.ConvCreated, "c1", at(1), "hint=s1")); len(out) != 1 {
+		t.Fatalf("the link flushed %d batches, want 1", len(out))
+	}
 	rdb := newClient(t)
 	enc, err := rdb.ObjectEncoding(h.ctx, keysOfSession(h.id("s1")).acts).Result()
 	if err != nil {
@@ -315,9 +318,9 @@ func TestLongSessionDecisionsAreAHashTable(t *testing.T) {
 	if enc != "hashtable" {
 		t.Fatalf("decisions of a session with 130 actions are a %s", enc)
 	}
-	// Repeats are still answered from it.
+	// Repeats are answered from it: the flush output them.
 	if out := h.route(s, batch[:5]...); len(out) != 0 {
-		t.Fatalf("repeated buffered actions gave %d messages", len(out))
+		t.Fatalf("repeated flushed actions gave %d messages", len(out))
 	}
 }
 

@@ -346,7 +346,7 @@ func pad(i int) string {
 }
 
 func scenarioIdempotentRoute(h *harness) {
-	s, _ := h.store(Config{})
+	s, reg := h.store(Config{})
 	h.route(s, h.action("s1", "a1", at(1), h.who("anon1")))
 	h.apply(s, h.event("e1", messages.ConvCreated, "c1", at(2), "ext=u1"))
 	// This batch claims the pending conversation: it flushes a1 and forwards a2.
@@ -368,6 +368,22 @@ func scenarioIdempotentRoute(h *harness) {
 	h.expect("repeat of a buffered action", h.route(s, b1))
 	h.expect("flush", h.apply(s, h.event("e2", messages.ConvCreated, "c2", at(2), "hint=s2")), "c2 pre b1")
 	h.expect("the buffered action is not forwarded again after the flush", h.route(s, b1))
+
+	// A repeat of a buffered action in the batch that links its session is output by the flush only.
+	d1 := h.action("s3", "d1", at(1), h.who("anon3"))
+	h.route(s, d1)
+	h.apply(s, h.event("e3", messages.ConvCreated, "c3", at(2), "ext=u3"))
+	linking := []messages.ProductAction{d1, h.identify("s3", "id3", at(3), "anon3", "u3"), h.action("s3", "d2", at(4), h.who("u3"))}
+	h.expect("a repeat in the batch that links", h.route(s, linking...), "c3 pre d1", "c3 live d2")
+	h.expect("that batch again", h.route(s, linking...), "c3 pre d1", "c3 live d2")
+	h.expect("the repeat alone gives its stored decision", h.route(s, d1), "c3 pre d1")
+	h.expectCounter(reg, 3, "threadline_linker_actions_buffered_total") // a1, b1, d1, each once
+
+	// An action id that JSON escapes: the flush still records it as decided.
+	q := h.action("s4", `q"1\`, at(1), h.who("anon4"))
+	h.route(s, q)
+	h.expect("flush of an escaped id", h.apply(s, h.event("e4", messages.ConvCreated, "c4", at(2), "hint=s4")), `c4 pre q"1\`)
+	h.expect("its repeat after the flush", h.route(s, q))
 }
 
 func scenarioIdempotentApply(h *harness) {
