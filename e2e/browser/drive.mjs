@@ -83,6 +83,9 @@ try {
 
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Card number').fill(card);
+  // A person leaves the field before paying: its change event comes first (Chromium may otherwise
+  // fire it within the same millisecond as the click, in either order).
+  await page.getByLabel('Card number').press('Tab');
   await page.getByRole('button', { name: 'Pay now' }).click();
   await page.waitForURL(/\/confirmation(\?|$)/);
   await posthogLoaded();

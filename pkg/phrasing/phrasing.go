@@ -1,6 +1,7 @@
 package phrasing
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 	"unicode"
@@ -52,10 +53,12 @@ type Phraser struct {
 	deny     []string
 
 	// what events of one session repeat, worked out once
-	pages      memo[pageRef]
+	pages      memo[pageRef] // by raw path
+	urlPages   memo[pageRef] // by URL, for events without a path
 	labels     memo[string]
 	pseudonyms memo[string]
 	emails     memo[string]
+	names      memo[propertyName]
 }
 
 // pageRef is where an event happened: the redacted path and the page's name.
@@ -127,6 +130,10 @@ func (p *Phraser) Action(ev posthog.Event) (messages.ProductAction, bool) {
 		return messages.ProductAction{}, false
 	}
 	path, page := p.where(&ev)
+	var excType, excMsg string // what an $exception says failed, read once
+	if ev.Name == "$exception" {
+		excType, excMsg = exceptionTypeAndMessage(&ev)
+	}
 	on := ""
 	if page != "" {
 		on = " on the " + page
@@ -149,7 +156,7 @@ func (p *Phraser) Action(ev posthog.Event) (messages.ProductAction, bool) {
 	case "$autocapture":
 		t := p.targetOf(&ev)
 		a.Target = t.bare()
-		switch ev.Prop("$event_type") {
+		switch string(ev.Properties.TextBytes("$event_type")) {
 		case "submit":
 			a.Kind = messages.KindSubmit
 			a.Text = "User submitted " + t.phrase() + on
@@ -175,12 +182,12 @@ func (p *Phraser) Action(ev posthog.Event) (messages.ProductAction, bool) {
 	case "$copy_autocapture":
 		a.Kind = messages.KindCustom
 		a.Text = "User copied text" + on
-		if ev.Prop("$copy_type") == "cut" {
+		if string(ev.Properties.TextBytes("$copy_type")) == "cut" {
 			a.Text = "User cut text" + on
 		}
 	case "$exception":
 		a.Kind = messages.KindException
-		a.Detail = p.exceptionDetail(&ev)
+		a.Detail = p.exceptionDetail(excType, excMsg)
 		a.Text = "User hit an error" + on
 		if a.Detail != "" {
 			a.Text += ": " + a.Detail
@@ -204,7 +211,7 @@ func (p *Phraser) Action(ev posthog.Event) (messages.ProductAction, bool) {
 		Version:    messages.Version,
 		Action:     a,
 		Identity:   p.identity(&ev),
-		Properties: p.properties(&ev),
+		Properties: p.properties(&ev, excType),
 	}, true
 }
 
@@ -218,17 +225,24 @@ func pageObject(page string) string {
 
 // where returns the redacted path of the page the event happened on, and the page's name.
 func (p *Phraser) where(ev *posthog.Event) (path, page string) {
-	raw := ev.Prop("$pathname")
-	if raw == "" {
-		raw = PathOf(ev.Prop("$current_url"))
+	var ref pageRef
+	if raw := ev.Properties.TextBytes("$pathname"); len(raw) > 0 {
+		ref = p.pages.getBytes(raw, p.pageAt)
+	} else if u := ev.Properties.TextBytes("$current_url"); len(u) > 0 {
+		ref = p.urlPages.getBytes(u, p.pageAtURL)
 	}
-	if raw != "" {
-		ref := p.pages.get(raw, p.pageAt)
-		if ref.path != "" {
-			return ref.path, ref.page
-		}
+	if ref.path != "" {
+		return ref.path, ref.page
 	}
 	return "", p.page(ev)
+}
+
+// pageAtURL is pageAt for the path of a page's URL.
+func (p *Phraser) pageAtURL(u string) pageRef {
+	if raw := PathOf(u); raw != "" {
+		return p.pageAt(raw)
+	}
+	return pageRef{}
 }
 
 // pageAt redacts the raw path of a page and names the page.
@@ -287,8 +301,7 @@ func (p *Phraser) customErrorDetail(ev *posthog.Event) string {
 
 // exceptionDetail names what failed: a custom exception type humanised ("CardValidationError" →
 // "card validation failed"), else the redacted message.
-func (p *Phraser) exceptionDetail(ev *posthog.Event) string {
-	typ, msg := exceptionTypeAndMessage(ev)
+func (p *Phraser) exceptionDetail(typ, msg string) string {
 	if d := describeErrorType(typ); d != "" {
 		return p.label(d)
 	}
@@ -374,10 +387,14 @@ func (p *Phraser) identity(ev *posthog.Event) messages.Identity {
 	key := func(v string) string {
 		return p.pseudonyms.get(strings.TrimSpace(v), p.pseudonym)
 	}
+	keyBytes := func(v []byte) string {
+		return p.pseudonyms.getBytes(bytes.TrimSpace(v), p.pseudonym)
+	}
+	userID := ev.Properties.TextBytes("$user_id")
 	id := messages.Identity{
 		DistinctID:     key(ev.DistinctID),
-		AnonDistinctID: key(ev.AnonDistinctID()),
-		UserID:         key(ev.UserID()),
+		AnonDistinctID: keyBytes(ev.Properties.TextBytes("$anon_distinct_id")),
+		UserID:         keyBytes(userID),
 		IntercomUserID: key(firstNonEmpty(ev.PersonValue("intercom_user_id"), ev.Prop("intercom_user_id"))),
 	}
 	if id.UserID == "" && ev.Name == "$identify" {
@@ -385,7 +402,7 @@ func (p *Phraser) identity(ev *posthog.Event) messages.Identity {
 	}
 	email := firstNonEmpty(ev.PersonValue("email"), ev.PersonValue("$email"), ev.Prop("email"), ev.Prop("$email"))
 	if email == "" {
-		for _, v := range []string{ev.DistinctID, ev.UserID()} {
+		for _, v := range []string{ev.DistinctID, string(userID)} {
 			if looksLikeEmail(v) {
 				email = v
 				break
@@ -415,8 +432,8 @@ func looksLikeEmail(s string) bool {
 // properties selects the redacted scalar properties carried for trigger rules: the event's own
 // (non-$) properties and the kept built-in ones, never identity, anything whose name looks
 // sensitive, or a property whose name is itself personal data (a custom property named by an
-// email address).
-func (p *Phraser) properties(ev *posthog.Event) map[string]string {
+// email address). excType is the type an $exception names.
+func (p *Phraser) properties(ev *posthog.Event, excType string) map[string]string {
 	if p.cfg.MaxProperties == 0 {
 		return nil
 	}
@@ -428,26 +445,31 @@ func (p *Phraser) properties(ev *posthog.Event) map[string]string {
 		if !p.carried(kb) {
 			continue
 		}
-		k := string(kb)
-		if p.redactor.Text(k) != k {
+		name := p.names.getBytes(kb, p.propertyName)
+		if !name.carried {
 			continue
 		}
-		v, _ := ev.Properties.Get(k)
+		k := name.key
 		var s string
-		switch v := v.(type) {
-		case string:
+		if raw, _ := ev.Properties.Raw(k); len(raw) > 0 && raw[0] == '"' {
+			// a string, read as text rather than as an any
+			v := ev.Properties.String(k)
 			if looksLikeURL(k, v) {
 				s = p.redactor.URL(v)
 			} else {
 				s = p.redactor.Text(v)
 			}
 			s = truncate(s, 200)
-		case float64:
-			s = strconv.FormatFloat(v, 'f', -1, 64)
-		case bool:
-			s = strconv.FormatBool(v)
-		default:
-			continue // objects, arrays, null
+		} else {
+			v, _ := ev.Properties.Get(k)
+			switch v := v.(type) {
+			case float64:
+				s = strconv.FormatFloat(v, 'f', -1, 64)
+			case bool:
+				s = strconv.FormatBool(v)
+			default:
+				continue // objects, arrays, null
+			}
 		}
 		if out == nil {
 			out = make(map[string]string)
@@ -455,7 +477,7 @@ func (p *Phraser) properties(ev *posthog.Event) map[string]string {
 		out[k] = s
 	}
 	if ev.Name == "$exception" {
-		if typ, _ := exceptionTypeAndMessage(ev); typ != "" {
+		if typ := excType; typ != "" {
 			if out == nil {
 				out = make(map[string]string)
 			}
@@ -463,6 +485,17 @@ func (p *Phraser) properties(ev *posthog.Event) map[string]string {
 		}
 	}
 	return out
+}
+
+// propertyName is what properties remembers of a property name carried() lets through.
+type propertyName struct {
+	key     string
+	carried bool // the name is not itself personal data
+}
+
+// propertyName decides whether a name carried() lets through holds personal data itself.
+func (p *Phraser) propertyName(k string) propertyName {
+	return propertyName{key: k, carried: p.redactor.Text(k) == k}
 }
 
 // carried reports whether a property named key may travel on an action.

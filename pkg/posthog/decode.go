@@ -42,16 +42,25 @@ func Decode(value []byte, now time.Time) ([]Event, error) {
 type Decoder struct {
 	s      scratch
 	events []Event
+	used   int // events the last message filled in
 }
 
 // Decode decodes value as the package-level Decode does; see Decoder for how long the result is
 // valid.
 func (d *Decoder) Decode(value []byte, now time.Time) ([]Event, error) {
 	d.s.reset()
-	clear(d.events[:cap(d.events)]) // let go of what the last message's events held
+	if d.s.texts == nil {
+		d.s.texts = new([textSlots]string)
+	}
+	clear(d.events[:d.used]) // let go of what the last message's events held
 	events, err := d.decode(value, now, d.events[:0])
-	if cap(events) > cap(d.events) {
-		d.events = events[:0]
+	switch {
+	case err != nil:
+		d.used = cap(d.events) // a failed decode may have filled in any of them
+	case cap(events) > cap(d.events):
+		d.events, d.used = events[:0], len(events)
+	default:
+		d.used = len(events)
 	}
 	return events, err
 }
@@ -318,8 +327,8 @@ func (s *scratch) decodeCDP(top *topLevel, now time.Time) (Event, error) {
 	}
 	ev := Event{
 		UUID:       scalarText(inner.uuid),
-		Name:       scalarText(inner.event),
-		DistinctID: truncateRunes(distinctIDText(inner.distinctID), MaxDistinctIDLength),
+		Name:       s.repeatedText(inner.event),
+		DistinctID: truncateRunes(s.distinctIDText(inner.distinctID), MaxDistinctIDLength),
 		Timestamp:  rowTime(inner.timestamp, now),
 		Shape:      ShapeCDP,
 	}
@@ -347,8 +356,8 @@ func (s *scratch) decodeCDP(top *topLevel, now time.Time) (Event, error) {
 func (s *scratch) decodeRow(top *topLevel, now time.Time, shape Shape, events []Event) ([]Event, error) {
 	ev := Event{
 		UUID:       scalarText(top.uuid),
-		Name:       scalarText(top.event),
-		DistinctID: truncateRunes(distinctIDText(top.distinctID), MaxDistinctIDLength),
+		Name:       s.repeatedText(top.event),
+		DistinctID: truncateRunes(s.distinctIDText(top.distinctID), MaxDistinctIDLength),
 		Timestamp:  rowTime(top.timestamp, now),
 		Shape:      shape,
 	}
@@ -396,32 +405,34 @@ func (s *scratch) fillEvent(ev *Event, props Properties, set, setOnce, chainColu
 	// $set, $set_once and the chain get fields of their own; the index is ours to filter in place
 	var propSet, propSetOnce, propChain, propElements []byte
 	kept := 0 // members kept, moved down only once one is dropped
-	for i, m := range props.members {
-		if len(m.Key) > 0 && m.Key[0] == '$' {
-			switch string(m.Key) {
+	for i := range props.members {
+		m := &props.members[i]
+		// only the lengths of the four keys need a look (or a key written with escapes)
+		if n := m.KeyEnd - m.KeyStart; m.KeyEscaped || n == 4 || n == 9 || n == 15 {
+			switch string(m.Key(props.buf)) {
 			case "$set":
-				propSet = m.Value
+				propSet = m.Value(props.buf)
 				continue
 			case "$set_once":
-				propSetOnce = m.Value
+				propSetOnce = m.Value(props.buf)
 				continue
 			case "$elements_chain":
-				propChain = m.Value
+				propChain = m.Value(props.buf)
 				continue
 			case "$elements":
-				propElements = m.Value
+				propElements = m.Value(props.buf)
 				continue
 			}
 		}
 		if kept != i {
-			props.members[kept] = m
+			props.members[kept] = *m
 		}
 		kept++
 	}
-	ev.Properties = Properties{members: props.members[:kept:kept]}
-	ev.SessionID = ev.Properties.String("$session_id")
+	ev.Properties = Properties{buf: props.buf, members: props.members[:kept:kept]}
+	ev.SessionID = s.repeatedText(rawOf(ev.Properties, "$session_id"))
 	if ev.DistinctID == "" {
-		ev.DistinctID = truncateRunes(distinctIDText(rawOf(ev.Properties, "distinct_id")), MaxDistinctIDLength)
+		ev.DistinctID = truncateRunes(s.distinctIDText(rawOf(ev.Properties, "distinct_id")), MaxDistinctIDLength)
 	}
 	if ev.Token == "" {
 		ev.Token = ev.Properties.String("token")
@@ -458,7 +469,7 @@ func (s *scratch) fillEvent(ev *Event, props Properties, set, setOnce, chainColu
 // addObjects indexes the members of each raw object (or string holding one), in order, as one
 // Properties.
 func (s *scratch) addObjects(raws ...[]byte) (Properties, error) {
-	start := len(s.members)
+	var p Properties
 	for _, raw := range raws {
 		if raw == nil {
 			continue
@@ -470,11 +481,14 @@ func (s *scratch) addObjects(raws ...[]byte) (Properties, error) {
 		if obj == nil {
 			continue
 		}
-		if err := s.indexObject(obj); err != nil {
+		start := len(s.members)
+		buf, err := s.indexObject(obj)
+		if err != nil {
 			return Properties{}, malformed("person property operation", err)
 		}
+		p = s.extend(p, start, buf)
 	}
-	return s.properties(start), nil
+	return p, nil
 }
 
 // firstTextOf is firstText where fallback is the text of fallbackRaw: when raw is the same JSON

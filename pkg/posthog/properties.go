@@ -1,6 +1,7 @@
 package posthog
 
 import (
+	"encoding/binary"
 	"iter"
 
 	"github.com/threadline/threadline/pkg/posthog/internal/jsonscan"
@@ -13,11 +14,14 @@ import (
 // When a key occurs more than once the last occurrence wins, as in encoding/json; that is also how the
 // top-level $set of a raw event overrides properties.$set. The zero value is an empty object.
 type Properties struct {
+	// buf holds the members' bytes; members are offsets into it, so that an index holds no
+	// pointers for the garbage collector to follow or to guard with write barriers
+	buf     []byte
 	members []member
 }
 
-// member is one indexed member: its key unescaped (a sub-slice of the object when it had no
-// escapes) and its raw JSON value, syntax already checked.
+// member is one indexed member: offsets of its key (escaped as written) and of its raw JSON value,
+// syntax already checked, into the buf of its Properties.
 type member = jsonscan.Member
 
 // scratch is the memory a decode works in: an arena for the bytes events point into (unescaped
@@ -34,6 +38,48 @@ type scratch struct {
 	read []readObject
 	// cdpEvent is the event of a CDP body, read ahead
 	cdpEvent topLevel
+	// texts is kept from message to message by a Decoder (nil otherwise): see repeatedText
+	texts *[textSlots]string
+}
+
+// textSlots is the size of the table repeatedText remembers texts in.
+const textSlots = 256
+
+// repeatedText is scalarText for the values that repeat from event to event (event names, distinct
+// ids, session ids, tokens): a short string without escapes is made once and remembered while it
+// repeats, in a table with a slot per hash of its content.
+func (s *scratch) repeatedText(raw []byte) string {
+	raw = jsonscan.TrimSpace(raw)
+	n := len(raw)
+	if s.texts == nil || n < 2 || n > 130 || raw[0] != '"' {
+		return scalarText(raw)
+	}
+	content := raw[1 : n-1]
+	slot := &s.texts[textHash(content)%textSlots]
+	if *slot == string(content) {
+		return *slot // the same bytes without escapes: the same text
+	}
+	t := scalarText(raw)
+	if t == string(content) { // no escapes: the text is the bytes
+		*slot = t
+	}
+	return t
+}
+
+// textHash hashes b from its length and its first and last eight bytes: enough to tell apart the
+// ids and names repeatedText sees.
+func textHash(b []byte) uint64 {
+	h := uint64(len(b))
+	if len(b) >= 8 {
+		h ^= binary.LittleEndian.Uint64(b) * 0x9e3779b97f4a7c15
+		h ^= binary.LittleEndian.Uint64(b[len(b)-8:]) * 0xc2b2ae3d27d4eb4f
+	} else {
+		for _, c := range b {
+			h = h*31 + uint64(c)
+		}
+		h *= 0x9e3779b97f4a7c15
+	}
+	return h >> 56
 }
 
 // readObject is a properties-like value read ahead: the string it holds decoded (decoded), or the
@@ -41,6 +87,7 @@ type scratch struct {
 type readObject struct {
 	raw        []byte
 	decoded    []byte
+	buf        []byte // what members[start:end] are offsets into
 	start, end int
 	indexed    bool
 }
@@ -91,7 +138,7 @@ func (s *scratch) readPropertiesAhead(v *jsonscan.Value) error {
 	var err error
 	switch v.Kind() {
 	case jsonscan.KindObject:
-		s.members, err = v.AppendMembers(s.members)
+		r.buf, s.members, err = v.AppendMembers(s.members)
 		r.end, r.indexed = len(s.members), true
 	case jsonscan.KindString:
 		r.decoded, err = s.appendValueString(v)
@@ -108,14 +155,14 @@ func (s *scratch) readPropertiesAhead(v *jsonscan.Value) error {
 }
 
 // addIndexed appends the members of obj to s.members when obj was indexed ahead, and reports
-// whether it was.
-func (s *scratch) addIndexed(obj []byte) bool {
+// whether it was, and the bytes they are offsets into.
+func (s *scratch) addIndexed(obj []byte) ([]byte, bool) {
 	r := s.readAhead(obj)
 	if r == nil || !r.indexed {
-		return false
+		return nil, false
 	}
 	s.members = append(s.members, s.members[r.start:r.end]...)
-	return true
+	return r.buf, true
 }
 
 // copyBytes returns a copy of b in the arena.
@@ -157,88 +204,121 @@ func (s *scratch) text(raw []byte) string {
 	return string(b)
 }
 
-// properties returns the members indexed since start (len(s.members) before indexing) as
-// Properties.
-func (s *scratch) properties(start int) Properties {
+// properties returns the members indexed since start (len(s.members) before indexing), offsets
+// into buf, as Properties.
+func (s *scratch) properties(start int, buf []byte) Properties {
 	if start == len(s.members) {
 		return Properties{}
 	}
-	return Properties{members: s.members[start:len(s.members):len(s.members)]}
+	return Properties{buf: buf, members: s.members[start:len(s.members):len(s.members)]}
 }
 
-// extend returns p with the members indexed since start appended: in place when p ends where they
-// begin, else in a new slice (a key repeated in the same object).
-func (s *scratch) extend(p Properties, start int) Properties {
-	added := s.properties(start)
+// extend returns p with the members indexed since start, offsets into buf, appended: in place when
+// p ends where they begin and has the same buf, else in a copy (a key repeated in one object, a
+// $set both in the properties and beside them).
+func (s *scratch) extend(p Properties, start int, buf []byte) Properties {
+	added := s.properties(start, buf)
 	switch {
 	case len(added.members) == 0:
 		return p
 	case len(p.members) == 0:
 		return added
-	case start >= len(p.members) && &s.members[start-len(p.members)] == &p.members[0]:
-		return Properties{members: s.members[start-len(p.members) : len(s.members) : len(s.members)]}
+	case sameBytes(p.buf, buf) && start >= len(p.members) && &s.members[start-len(p.members)] == &p.members[0]:
+		return Properties{buf: buf, members: s.members[start-len(p.members) : len(s.members) : len(s.members)]}
 	}
-	merged := make([]member, 0, len(p.members)+len(added.members))
-	return Properties{members: append(append(merged, p.members...), added.members...)}
+	return s.concat(p, added)
 }
 
-// indexObject indexes the members of a syntactically unchecked JSON object onto s.members. The
-// index points into obj, which must not change while the Properties are in use.
-func (s *scratch) indexObject(obj []byte) error {
-	if s.addIndexed(obj) {
-		return nil
+// sameBytes reports whether a and b are the same bytes in memory, not merely equal ones.
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// concat returns the members of ps, in order, as one Properties: the bytes of their keys and values
+// copied into the arena, which the offsets are into.
+func (s *scratch) concat(ps ...Properties) Properties {
+	start := len(s.members)
+	for _, p := range ps {
+		for _, m := range p.members {
+			ks := len(s.arena)
+			s.arena = append(s.arena, p.buf[m.KeyStart:m.KeyEnd]...)
+			vs := len(s.arena)
+			s.arena = append(s.arena, p.buf[m.ValueStart:m.ValueEnd]...)
+			s.members = append(s.members, member{
+				KeyStart: uint32(ks), KeyEnd: uint32(vs), ValueStart: uint32(vs), ValueEnd: uint32(len(s.arena)),
+				KeyEscaped: m.KeyEscaped,
+			})
+		}
+	}
+	return s.properties(start, s.arena[:len(s.arena):len(s.arena)])
+}
+
+// indexObject indexes the members of a syntactically unchecked JSON object onto s.members and
+// returns the bytes their offsets are into: obj, or what obj was read ahead in, which must not
+// change while the Properties are in use.
+func (s *scratch) indexObject(obj []byte) ([]byte, error) {
+	if buf, ok := s.addIndexed(obj); ok {
+		return buf, nil
 	}
 	var err error
 	s.members, err = jsonscan.AppendMembers(s.members, obj)
-	return err
+	return obj, err
 }
 
 // indexValue indexes onto s.members the members of a value read in place: an object, or a JSON
-// string holding one (decoded into the arena). null indexes nothing; anything else is
-// ErrInvalidEvent.
-func (s *scratch) indexValue(v *jsonscan.Value) error {
+// string holding one (decoded into the arena), and returns the bytes their offsets are into. null
+// indexes nothing; anything else is ErrInvalidEvent.
+func (s *scratch) indexValue(v *jsonscan.Value) ([]byte, error) {
 	switch v.Kind() {
 	case jsonscan.KindObject:
 		if r := s.readAheadAt(v); r != nil && r.indexed {
 			v.Skip(len(r.raw))
 			s.members = append(s.members, s.members[r.start:r.end]...)
-			return nil
+			return r.buf, nil
 		}
-		var err error
-		if s.members, err = v.AppendMembers(s.members); err != nil {
-			return malformed("properties", err)
+		buf, members, err := v.AppendMembers(s.members)
+		s.members = members
+		if err != nil {
+			return buf, malformed("properties", err)
 		}
-		return nil
+		return buf, nil
 	case jsonscan.KindString:
 		raw, err := v.Raw()
 		if err != nil {
-			return malformed("properties", err)
+			return nil, malformed("properties", err)
 		}
 		obj, err := s.objectBytes(raw)
 		if err != nil || obj == nil {
-			return err
+			return nil, err
 		}
-		if err := s.indexObject(obj); err != nil {
-			return malformed("properties", err)
+		buf, err := s.indexObject(obj)
+		if err != nil {
+			return buf, malformed("properties", err)
 		}
-		return nil
+		return buf, nil
 	case jsonscan.KindNull:
 		_, err := v.Raw()
 		if err != nil {
-			return malformed("properties", err)
+			return nil, malformed("properties", err)
 		}
-		return nil
+		return nil, nil
 	}
 	if _, err := v.Raw(); err != nil {
-		return malformed("properties", err)
+		return nil, malformed("properties", err)
 	}
-	return invalid("properties are not an object")
+	return nil, invalid("properties are not an object")
 }
 
 func (p Properties) lookup(key string) ([]byte, bool) {
+	n := uint32(len(key))
 	for i := len(p.members) - 1; i >= 0; i-- {
-		if string(p.members[i].Key) == key {
-			return p.members[i].Value, true
+		m := &p.members[i]
+		if m.KeyEscaped {
+			if m.KeyIs(p.buf, key) {
+				return m.Value(p.buf), true
+			}
+		} else if m.KeyEnd-m.KeyStart == n && string(p.buf[m.KeyStart:m.KeyEnd]) == key {
+			return m.Value(p.buf), true
 		}
 	}
 	return nil, false
@@ -276,6 +356,27 @@ func (p Properties) String(key string) string {
 	return scalarText(raw)
 }
 
+// TextBytes returns the value of key as String does, as bytes that are the Properties' own when the
+// value needs no decoding (a string without escapes, a number, a boolean): they must not be
+// modified or kept. It spares a caller that looks the text up, rather than keeping it, a string.
+func (p Properties) TextBytes(key string) []byte {
+	raw, ok := p.lookup(key)
+	if !ok {
+		return nil
+	}
+	raw = jsonscan.TrimSpace(raw)
+	switch jsonscan.KindOf(raw) {
+	case jsonscan.KindString:
+		if content := raw[1 : len(raw)-1]; !jsonscan.NeedsUnescape(content) {
+			return content
+		}
+		return []byte(scalarText(raw))
+	case jsonscan.KindNumber, jsonscan.KindBool:
+		return raw
+	}
+	return nil
+}
+
 // Raw returns the JSON of the value of key.
 func (p Properties) Raw(key string) ([]byte, bool) { return p.lookup(key) }
 
@@ -283,12 +384,13 @@ func (p Properties) Raw(key string) ([]byte, bool) { return p.lookup(key) }
 // JSON objects seldom repeat keys); Get and Map take its last value.
 func (p Properties) All() iter.Seq2[string, any] {
 	return func(yield func(string, any) bool) {
-		for _, m := range p.members {
-			v, err := jsonscan.Any(m.Value)
+		for i := range p.members {
+			m := &p.members[i]
+			v, err := jsonscan.Any(m.Value(p.buf))
 			if err != nil {
 				continue
 			}
-			if !yield(jsonscan.Key(m.Key), v) {
+			if !yield(jsonscan.Key(m.Key(p.buf)), v) {
 				return
 			}
 		}
@@ -298,8 +400,8 @@ func (p Properties) All() iter.Seq2[string, any] {
 // Keys yields every key in order without decoding any value; a repeated key is yielded each time.
 func (p Properties) Keys() iter.Seq[string] {
 	return func(yield func(string) bool) {
-		for _, m := range p.members {
-			if !yield(jsonscan.Key(m.Key)) {
+		for i := range p.members {
+			if !yield(jsonscan.Key(p.members[i].Key(p.buf))) {
 				return
 			}
 		}
@@ -310,8 +412,8 @@ func (p Properties) Keys() iter.Seq[string] {
 // the Properties' own and must not be modified or kept.
 func (p Properties) KeyBytes() iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
-		for _, m := range p.members {
-			if !yield(m.Key) {
+		for i := range p.members {
+			if !yield(p.members[i].Key(p.buf)) {
 				return
 			}
 		}

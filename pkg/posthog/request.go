@@ -286,8 +286,9 @@ func (p *rawEventParser) member(key []byte, v *jsonscan.Value) error {
 			return nil // skipped: the event is refused already
 		}
 		start := len(p.s.members)
-		p.propsErr = p.s.indexValue(v)
-		ev.props = p.s.extend(ev.props, start)
+		var buf []byte
+		buf, p.propsErr = p.s.indexValue(v)
+		ev.props = p.s.extend(ev.props, start, buf)
 		if p.deferProps {
 			return nil // a syntax error is in v, and the scan stops at it
 		}
@@ -301,14 +302,14 @@ func (p *rawEventParser) member(key []byte, v *jsonscan.Value) error {
 	case "uuid":
 		ev.UUID, ev.uuidRaw = scalarText(value), value
 	case "event":
-		ev.Name, ev.nameRaw = scalarText(value), value
+		ev.Name, ev.nameRaw = p.s.repeatedText(value), value
 	case "distinct_id", "$distinct_id":
 		if p.distinctID == "" {
-			p.distinctID = distinctIDText(value)
+			p.distinctID = p.s.distinctIDText(value)
 		}
 	case "token", "$token", "api_key":
 		if ev.Token == "" {
-			ev.Token, ev.tokenRaw = scalarText(value), value
+			ev.Token, ev.tokenRaw = p.s.repeatedText(value), value
 		}
 	case "timestamp":
 		ev.Timestamp = scalarText(value)
@@ -333,11 +334,11 @@ func (p *rawEventParser) finish() RawEvent {
 	ev := p.ev
 	distinctID := p.distinctID
 	if distinctID == "" {
-		distinctID = distinctIDText(rawOf(ev.props, "distinct_id"))
+		distinctID = p.s.distinctIDText(rawOf(ev.props, "distinct_id"))
 	}
 	if ev.Token == "" {
 		ev.tokenRaw = rawOf(ev.props, "token")
-		ev.Token = scalarText(ev.tokenRaw)
+		ev.Token = p.s.repeatedText(ev.tokenRaw)
 	}
 	ev.IgnoreSentAt = ev.props.String("$ignore_sent_at") == "true"
 	ev.DistinctID = truncateRunes(distinctID, MaxDistinctIDLength)
@@ -362,8 +363,8 @@ func (r *RawEvent) validate() error {
 
 // distinctIDText stringifies a distinct id as capture does: strings as they are, other scalars as
 // written; null and containers are "missing".
-func distinctIDText(raw []byte) string {
-	return strings.TrimSpace(scalarText(raw))
+func (s *scratch) distinctIDText(raw []byte) string {
+	return strings.TrimSpace(s.repeatedText(raw))
 }
 
 func truncateRunes(s string, n int) string {

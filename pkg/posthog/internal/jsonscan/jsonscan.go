@@ -593,14 +593,54 @@ func members(b []byte, i, depth int, fn func(key []byte, v *Value) error) (int, 
 	}
 }
 
-// Member is one member of an object: its key's content (as Members gives it) and its raw value.
+// Member is one member of an object, as offsets into the bytes it was read from (see
+// AppendMembers): the key's content between the quotes, still escaped when KeyEscaped, and the raw
+// value. It holds no pointers, so that an index of many members costs the garbage collector nothing.
 type Member struct {
-	Key, Value []byte
+	KeyStart, KeyEnd, ValueStart, ValueEnd uint32
+	KeyEscaped                             bool
+}
+
+// MaxIndexed bounds the size of the input AppendMembers indexes (offsets are 32-bit); past it,
+// AppendMembers fails with ErrRange.
+const MaxIndexed = 1<<32 - 1
+
+// Key returns the member's key content (as Members gives it) from buf, the bytes it was read from:
+// a sub-slice of buf, or a new slice when the key has escapes.
+func (m *Member) Key(buf []byte) []byte {
+	k := buf[m.KeyStart:m.KeyEnd:m.KeyEnd]
+	if m.KeyEscaped {
+		return unescape(nil, k)
+	}
+	return k
+}
+
+// KeyIs reports whether the member's key content is key, without allocating for a key with no
+// escapes.
+func (m *Member) KeyIs(buf []byte, key string) bool {
+	if !m.KeyEscaped {
+		return string(buf[m.KeyStart:m.KeyEnd]) == key
+	}
+	return string(m.Key(buf)) == key
+}
+
+// Value returns the member's raw value from buf, the bytes it was read from.
+func (m *Member) Value(buf []byte) []byte { return buf[m.ValueStart:m.ValueEnd:m.ValueEnd] }
+
+// Shift moves the member's offsets by d: its offsets into bytes that start d bytes earlier.
+func (m *Member) Shift(d uint32) {
+	m.KeyStart += d
+	m.KeyEnd += d
+	m.ValueStart += d
+	m.ValueEnd += d
 }
 
 // AppendMembers appends every member of the object b holds to dst, in order, as ObjectEach would
-// give them, and checks the syntax of the whole object.
+// give them, with offsets into b, and checks the syntax of the whole object.
 func AppendMembers(dst []Member, b []byte) ([]Member, error) {
+	if len(b) > MaxIndexed {
+		return dst, ErrRange
+	}
 	dst, end, err := appendMembers(dst, b, SkipSpace(b, 0), 0)
 	if err != nil {
 		return dst, err
@@ -609,18 +649,30 @@ func AppendMembers(dst []Member, b []byte) ([]Member, error) {
 }
 
 // AppendMembers appends every member of the value, which must be an object, to dst, reading it in
-// place as the package-level AppendMembers does.
-func (v *Value) AppendMembers(dst []Member) ([]Member, error) {
+// place as the package-level AppendMembers does. The offsets are into buf, which it returns: the
+// input the value was found in, or the value itself when it was read before.
+func (v *Value) AppendMembers(dst []Member) (buf []byte, _ []Member, err error) {
 	if v.read {
 		raw, err := v.Raw()
 		if err != nil {
-			return dst, err
+			return raw, dst, err
 		}
-		return AppendMembers(dst, raw)
+		dst, err = AppendMembers(dst, raw)
+		return raw, dst, err
+	}
+	if len(v.b) > MaxIndexed {
+		v.read, v.end, v.err = true, v.start, ErrRange
+		return v.b, dst, v.err
 	}
 	v.read = true
 	dst, v.end, v.err = appendMembers(dst, v.b, v.start, v.depth)
-	return dst, v.err
+	return v.b, dst, v.err
+}
+
+// NeedsUnescape reports whether the content of a JSON string (between its quotes, syntax checked)
+// differs from the text it stands for: it holds an escape or bytes that are not UTF-8.
+func NeedsUnescape(s []byte) bool {
+	return bytes.IndexByte(s, '\\') >= 0 || !utf8.Valid(s)
 }
 
 // appendMembers is members with a callback that takes each value's Raw, without the callback.
@@ -643,9 +695,9 @@ func appendMembers(dst []Member, b []byte, i, depth int) ([]Member, int, error) 
 		if err != nil {
 			return dst, end, err
 		}
-		key := b[i+1 : end-1 : end-1]
+		ks, ke := i+1, end-1
 		if complex {
-			key = unescape(nil, key)
+			complex = NeedsUnescape(b[ks:ke])
 		}
 		i = SkipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
@@ -656,7 +708,7 @@ func appendMembers(dst []Member, b []byte, i, depth int) ([]Member, int, error) 
 		if err != nil {
 			return dst, ve, err
 		}
-		dst = append(dst, Member{Key: key, Value: b[vs:ve]})
+		dst = append(dst, Member{KeyStart: uint32(ks), KeyEnd: uint32(ke), ValueStart: uint32(vs), ValueEnd: uint32(ve), KeyEscaped: complex})
 		i = SkipSpace(b, ve)
 		if i >= len(b) {
 			return dst, i, syntaxErr(b, i, "object end")
