@@ -408,7 +408,7 @@ func TestDrainRateIsTakenBetweenTenAndNinetyPercent(t *testing.T) {
 }
 
 func TestCallsPerSecondCountTheTimeTheCallsTook(t *testing.T) {
-	row := LatencyRow{NoteCalls: 600, Lines: 1200, Duration: 40 * time.Second}
+	row := LatencyRow{NotewriterActivity: NotewriterActivity{NoteCalls: 600}, Lines: 1200, Duration: 40 * time.Second}
 	if got := row.CallsPerSecond(); got != 15 {
 		t.Fatalf("over the load: %g", got)
 	}

@@ -26,20 +26,15 @@ type DirectRow struct {
 	Produced      int // actions produced
 	Notes         int
 	Lines         int
-	Calls         map[string]int
-	NoteCalls     int
-	RateLimited   int
-	Latencies     []time.Duration // conversation.actions record → note stored, per line after the warm-up
+	NotewriterActivity
+	Latencies []time.Duration // conversation.actions record → note stored, per line after the warm-up
 	// Warmup is the start of the load whose lines Latencies leaves out: every conversation starts
 	// at once, so their first notes fall due together and queue for the budget, which real
 	// traffic, spread over time, does not do. StartLatencies are the lines of the warm-up.
 	Warmup         time.Duration
 	StartLatencies []time.Duration
-	Notewriter     map[string]float64
 	NotewriterCPU  time.Duration
 	LoadAvg        string
-	Settle         time.Duration
-	Active         time.Duration
 	// Budget is the notewriter's call budget in calls per second (notes.rate-per-minute / 60).
 	Budget float64
 }
@@ -108,8 +103,7 @@ func (s *system) runDirect(ctx context.Context, co Coalescing) (DirectRow, error
 		}, "<p>Help with my plan, please.</p>", "https://app.example.com/billing", nil)
 		convs[i] = c.ID
 	}
-	calls0, limited0, notes0 := s.calls(), s.fake.RateLimited(), s.notes.len()
-	internals0 := s.notewriterInternals(ctx)
+	notes0, activity := s.notes.len(), s.watchNotewriter(ctx)
 	cpu0 := s.cpu()["notewriter"]
 	s.progress("direct row %q: %d conversations at %.0f actions/s for %s, the notewriter alone", co.Name, row.Conversations, row.Rate, row.Duration)
 
@@ -121,18 +115,9 @@ func (s *system) runDirect(ctx context.Context, co Coalescing) (DirectRow, error
 	row.Produced = produced
 	row.NotewriterCPU = s.cpu()["notewriter"] - cpu0
 	row.LoadAvg = loadAverage()
-	var lastActivity time.Time
-	if row.Settle, lastActivity, err = s.settle(ctx, s.quiet()); err != nil {
+	if row.NotewriterActivity, err = activity(loadStart); err != nil {
 		return row, err
 	}
-	row.Active = lastActivity.Sub(loadStart)
-	row.Notewriter = map[string]float64{}
-	for k, v := range s.notewriterInternals(ctx) {
-		row.Notewriter[k] = v - internals0[k]
-	}
-	row.Calls = diffCalls(s.calls(), calls0)
-	row.NoteCalls = sumCalls(row.Calls, notewriterEndpoints())
-	row.RateLimited = s.fake.RateLimited() - limited0
 
 	ours := map[string]bool{}
 	stored := map[string]time.Time{}

@@ -175,8 +175,7 @@ func (s *system) runLatency(ctx context.Context, res *Results, co Coalescing, pr
 	if err := s.configureNotewriter(ctx, co); err != nil {
 		return row, err
 	}
-	calls0, limited0, notes0 := s.calls(), s.fake.RateLimited(), s.notes.len()
-	internals0 := s.notewriterInternals(ctx)
+	notes0, activity := s.notes.len(), s.watchNotewriter(ctx)
 
 	var waits []func() (Profile, error)
 	if profile {
@@ -229,18 +228,9 @@ func (s *system) runLatency(ctx context.Context, res *Results, co Coalescing, pr
 			res.Profiles = append(res.Profiles, p)
 		}
 	}
-	var lastActivity time.Time
-	if row.Settle, lastActivity, err = s.settle(ctx, s.quiet()); err != nil {
+	if row.NotewriterActivity, err = activity(loadStart); err != nil {
 		return row, err
 	}
-	row.Active = lastActivity.Sub(loadStart)
-	row.Notewriter = map[string]float64{}
-	for k, v := range s.notewriterInternals(ctx) {
-		row.Notewriter[k] = v - internals0[k]
-	}
-	row.Calls = diffCalls(s.calls(), calls0)
-	row.NoteCalls = sumCalls(row.Calls, notewriterEndpoints())
-	row.RateLimited = s.fake.RateLimited() - limited0
 
 	convs := map[string]bool{}
 	for _, c := range stats.Conversations {
@@ -354,4 +344,27 @@ func (s *system) startAll(ctx context.Context) error {
 		}
 	}
 	return s.waitReady(ctx, stack.Services...)
+}
+
+// watchNotewriter notes the notewriter's Intercom calls, 429s and counters now; the function it
+// returns waits for the pipeline to settle and gives what the notewriter did since, with the time
+// from loadStart to its last activity.
+func (s *system) watchNotewriter(ctx context.Context) func(loadStart time.Time) (NotewriterActivity, error) {
+	calls0, limited0, internals0 := s.calls(), s.fake.RateLimited(), s.notewriterInternals(ctx)
+	return func(loadStart time.Time) (NotewriterActivity, error) {
+		var a NotewriterActivity
+		settle, lastActivity, err := s.settle(ctx, s.quiet())
+		if err != nil {
+			return a, err
+		}
+		a.Settle, a.Active = settle, lastActivity.Sub(loadStart)
+		a.Notewriter = map[string]float64{}
+		for k, v := range s.notewriterInternals(ctx) {
+			a.Notewriter[k] = v - internals0[k]
+		}
+		a.Calls = diffCalls(s.calls(), calls0)
+		a.NoteCalls = sumCalls(a.Calls, notewriterEndpoints())
+		a.RateLimited = s.fake.RateLimited() - limited0
+		return a, nil
+	}
 }

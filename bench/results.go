@@ -148,6 +148,19 @@ type Throughput struct {
 	SettleDuration time.Duration
 }
 
+// NotewriterActivity is what the notewriter did with Intercom over a row, from the start of its
+// load until the pipeline settled.
+type NotewriterActivity struct {
+	Calls       map[string]int
+	NoteCalls   int // the notewriter's calls (notes, redactions, reads, data events)
+	RateLimited int // 429s the fake answered
+	// Notewriter holds the notewriter's own counters over the row (the Notewriter* metrics).
+	Notewriter map[string]float64
+	Settle     time.Duration
+	// Active is the time from the start of the load to the last Intercom call or note of the row.
+	Active time.Duration
+}
+
 // LatencyRow is one paced run at the target load under one coalescing setting.
 type LatencyRow struct {
 	Coalescing    Coalescing
@@ -160,21 +173,14 @@ type LatencyRow struct {
 	Summaries     int // summary notes
 	Lines         int // action lines in notes
 	LiveLines     int // lines of live (not pre-conversation) notes: the latency sample
-	Calls         map[string]int
-	NoteCalls     int // the notewriter's calls (notes, redactions, reads, data events)
-	RateLimited   int // 429s the fake answered
-	Latencies     []time.Duration
+	NotewriterActivity
+	Latencies []time.Duration
 	// Stages splits the latency of the live lines by stage (StageOrder()).
 	Stages map[string][]time.Duration
 	// CPU is each process's CPU time while the load played (BenchProcess: the kfake broker, the
 	// load generator and the watchers); LoadAvg is the machine's load average after it.
 	CPU     map[string]time.Duration
 	LoadAvg string
-	// Notewriter holds the notewriter's own counters over the row (the Notewriter* metrics).
-	Notewriter map[string]float64
-	Settle     time.Duration
-	// Active is the time from the start of the load to the last Intercom call or note of the row.
-	Active time.Duration
 }
 
 // BenchProcess names the benchmark's own process in LatencyRow.CPU.
