@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"runtime/debug"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,7 +19,7 @@ import (
 )
 
 // Base is the configuration every binary shares: logging, the admin server, Kafka, topic names,
-// its consumer group and Redis.
+// its consumer group, Redis and the process's soft memory limit.
 type Base struct {
 	Log      logging.Config
 	Admin    admin.Config
@@ -25,7 +27,17 @@ type Base struct {
 	Topics   kafka.Topics
 	Consumer kafka.ConsumerConfig
 	Redis    redisclient.Config
+	// MemoryLimitMiB is the Go runtime's soft memory limit (0: none); GOMEMLIMIT, when set, wins.
+	MemoryLimitMiB int
 }
+
+// DefaultMemoryLimitMiB keeps a service's heap, which grows with the records it buffers and the
+// batches they were decompressed from, within a small container: the garbage collector works
+// harder near the limit instead of letting the heap double.
+const DefaultMemoryLimitMiB = 128
+
+// ErrMemoryLimit is returned for a negative memory limit.
+var ErrMemoryLimit = errors.New("service: memory limit must be 0 (none) or a number of MiB")
 
 // RegisterFlags registers the shared flags with the service's admin port and consumer group.
 func (b *Base) RegisterFlags(fs *flag.FlagSet, defaultAdminAddr, defaultGroup string) {
@@ -36,12 +48,27 @@ func (b *Base) RegisterFlags(fs *flag.FlagSet, defaultAdminAddr, defaultGroup st
 	b.Topics.RegisterFlags(fs)
 	b.Consumer.RegisterFlags(fs, defaultGroup)
 	b.Redis.RegisterFlags(fs)
+	fs.IntVar(&b.MemoryLimitMiB, "memory-limit-mib", DefaultMemoryLimitMiB,
+		"soft memory limit of the Go runtime in MiB, 0 for none (GOMEMLIMIT, when set, wins)")
 }
 
 // Validate checks every shared component.
 func (b Base) Validate() error {
+	var mem error
+	if b.MemoryLimitMiB < 0 {
+		mem = fmt.Errorf("%w: %d", ErrMemoryLimit, b.MemoryLimitMiB)
+	}
 	return errors.Join(b.Log.Validate(), b.Admin.Validate(), b.Kafka.Validate(), b.Topics.Validate(),
-		b.Consumer.Validate(), b.Redis.Validate())
+		b.Consumer.Validate(), b.Redis.Validate(), mem)
+}
+
+// applyMemoryLimit sets the runtime's soft memory limit, unless GOMEMLIMIT already did, and
+// returns the limit in force in bytes (math.MaxInt64: none).
+func (b Base) applyMemoryLimit() int64 {
+	if os.Getenv("GOMEMLIMIT") == "" && b.MemoryLimitMiB > 0 {
+		debug.SetMemoryLimit(int64(b.MemoryLimitMiB) << 20)
+	}
+	return debug.SetMemoryLimit(-1)
 }
 
 // Deps are the connections built from Base.
@@ -59,6 +86,7 @@ func (b Base) Open(ctx context.Context, name string, topics ...string) (*Deps, e
 	if err != nil {
 		return nil, err
 	}
+	log.Info("soft memory limit", zap.Int64("bytes", b.applyMemoryLimit()))
 	adm := admin.New(b.Admin, log)
 	if err := adm.Listen(); err != nil {
 		return nil, err
