@@ -167,19 +167,31 @@ func skipObject(b []byte, i, depth int) (int, error) {
 		if i, err = skipValue(b, i, depth); err != nil {
 			return i, err
 		}
-		i = SkipSpace(b, i)
-		if i >= len(b) {
-			return i, syntaxErr(b, i, "object end")
+		next, done, err := afterMember(b, i, '}', "object end")
+		if err != nil {
+			return next, err
 		}
+		if done {
+			return next, nil
+		}
+		i = next
+	}
+}
+
+// afterMember reads what follows a member of an object or an element of an array, from i: a
+// comma (done is false and next is where the following one starts) or the closing byte (done is
+// true and next is just past it). Anything else is a syntax error naming what was expected.
+func afterMember(b []byte, i int, closing byte, what string) (next int, done bool, err error) {
+	i = SkipSpace(b, i)
+	if i < len(b) {
 		switch b[i] {
 		case ',':
-			i = SkipSpace(b, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, syntaxErr(b, i, "object end")
+			return SkipSpace(b, i+1), false, nil
+		case closing:
+			return i + 1, true, nil
 		}
 	}
+	return i, false, syntaxErr(b, i, what)
 }
 
 func skipArray(b []byte, i, depth int) (int, error) {
@@ -195,18 +207,14 @@ func skipArray(b []byte, i, depth int) (int, error) {
 		if i, err = skipValue(b, i, depth); err != nil {
 			return i, err
 		}
-		i = SkipSpace(b, i)
-		if i >= len(b) {
-			return i, syntaxErr(b, i, "array end")
+		next, done, err := afterMember(b, i, ']', "array end")
+		if err != nil {
+			return next, err
 		}
-		switch b[i] {
-		case ',':
-			i = SkipSpace(b, i+1)
-		case ']':
-			return i + 1, nil
-		default:
-			return i, syntaxErr(b, i, "array end")
+		if done {
+			return next, nil
 		}
+		i = next
 	}
 }
 
@@ -578,18 +586,14 @@ func members(b []byte, i, depth int, fn func(key []byte, v *Value) error) (int, 
 		if v.err != nil {
 			return v.end, v.err
 		}
-		i = SkipSpace(b, v.end)
-		if i >= len(b) {
-			return i, syntaxErr(b, i, "object end")
+		next, done, err := afterMember(b, v.end, '}', "object end")
+		if err != nil {
+			return next, err
 		}
-		switch b[i] {
-		case ',':
-			i = SkipSpace(b, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, syntaxErr(b, i, "object end")
+		if done {
+			return next, nil
 		}
+		i = next
 	}
 }
 
@@ -709,18 +713,14 @@ func appendMembers(dst []Member, b []byte, i, depth int) ([]Member, int, error) 
 			return dst, ve, err
 		}
 		dst = append(dst, Member{KeyStart: uint32(ks), KeyEnd: uint32(ke), ValueStart: uint32(vs), ValueEnd: uint32(ve), KeyEscaped: complex})
-		i = SkipSpace(b, ve)
-		if i >= len(b) {
-			return dst, i, syntaxErr(b, i, "object end")
+		next, done, err := afterMember(b, ve, '}', "object end")
+		if err != nil {
+			return dst, next, err
 		}
-		switch b[i] {
-		case ',':
-			i = SkipSpace(b, i+1)
-		case '}':
-			return dst, i + 1, nil
-		default:
-			return dst, i, syntaxErr(b, i, "object end")
+		if done {
+			return dst, next, nil
 		}
+		i = next
 	}
 }
 
@@ -764,18 +764,14 @@ func ArrayEach(b []byte, fn func(value []byte) error) error {
 		if err := fn(b[start:i]); err != nil {
 			return err
 		}
-		i = SkipSpace(b, i)
-		if i >= len(b) {
-			return syntaxErr(b, i, "array end")
+		next, done, err := afterMember(b, i, ']', "array end")
+		if err != nil {
+			return err
 		}
-		switch b[i] {
-		case ',':
-			i = SkipSpace(b, i+1)
-		case ']':
-			return trailing(b, i+1)
-		default:
-			return syntaxErr(b, i, "array end")
+		if done {
+			return trailing(b, next)
 		}
+		i = next
 	}
 }
 
@@ -804,18 +800,14 @@ func Elements(b []byte, fn func(v *Value) error) error {
 		if v.err != nil {
 			return v.err
 		}
-		i = SkipSpace(b, v.end)
-		if i >= len(b) {
-			return syntaxErr(b, i, "array end")
+		next, done, err := afterMember(b, v.end, ']', "array end")
+		if err != nil {
+			return err
 		}
-		switch b[i] {
-		case ',':
-			i = SkipSpace(b, i+1)
-		case ']':
-			return trailing(b, i+1)
-		default:
-			return syntaxErr(b, i, "array end")
+		if done {
+			return trailing(b, next)
 		}
+		i = next
 	}
 }
 
@@ -1013,18 +1005,14 @@ func parseObject(b []byte, i, depth int) (map[string]any, int, error) {
 			return nil, i, err
 		}
 		m[key] = v
-		i = SkipSpace(b, i)
-		if i >= len(b) {
-			return nil, i, syntaxErr(b, i, "object end")
+		next, done, err := afterMember(b, i, '}', "object end")
+		if err != nil {
+			return nil, next, err
 		}
-		switch b[i] {
-		case ',':
-			i = SkipSpace(b, i+1)
-		case '}':
-			return m, i + 1, nil
-		default:
-			return nil, i, syntaxErr(b, i, "object end")
+		if done {
+			return m, next, nil
 		}
+		i = next
 	}
 }
 
@@ -1059,18 +1047,14 @@ func parseArray(b []byte, i, depth int) (any, int, error) {
 			return nil, end, err
 		}
 		a = append(a, v)
-		i = SkipSpace(b, end)
-		if i >= len(b) {
-			return nil, i, syntaxErr(b, i, "array end")
+		next, done, err := afterMember(b, end, ']', "array end")
+		if err != nil {
+			return nil, next, err
 		}
-		switch b[i] {
-		case ',':
-			i = SkipSpace(b, i+1)
-		case ']':
-			return a, i + 1, nil
-		default:
-			return nil, i, syntaxErr(b, i, "array end")
+		if done {
+			return a, next, nil
 		}
+		i = next
 	}
 }
 
