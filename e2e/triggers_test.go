@@ -9,6 +9,7 @@ import (
 
 	"github.com/threadline/threadline/pkg/demo"
 	"github.com/threadline/threadline/pkg/fakeintercom"
+	"github.com/threadline/threadline/pkg/posthog"
 	"github.com/threadline/threadline/pkg/redact"
 	"github.com/threadline/threadline/pkg/testkit/kafkatest"
 )
@@ -98,7 +99,7 @@ func TestTriggerRulesReachAUserKnownOnlyByEmail(t *testing.T) {
 
 	at := time.Now().Add(-5 * time.Second).UTC()
 	ev, err := json.Marshal(map[string]any{
-		"event": "$rageclick", "distinct_id": "anon-7f3c", "uuid": demo.NewUUIDv7(at),
+		"event": "$rageclick", "distinct_id": "anon-7f3c", "uuid": posthog.NewUUIDv7(at),
 		"timestamp": at.Format(time.RFC3339Nano),
 		"properties": map[string]any{
 			"$session_id": "sess-email-only", "$current_url": "https://app.acme.dev/checkout",

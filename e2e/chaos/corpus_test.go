@@ -23,10 +23,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/threadline/threadline/pkg/demo"
 	"github.com/threadline/threadline/pkg/fakeintercom"
 	"github.com/threadline/threadline/pkg/intercom"
 	"github.com/threadline/threadline/pkg/kafka"
+	"github.com/threadline/threadline/pkg/posthog"
 	"github.com/threadline/threadline/pkg/stack"
 )
 
@@ -120,11 +120,11 @@ func loadCorpus(t *testing.T) corpusManifest {
 // generate makes the inputs too large to keep in the repository.
 func generate(entry, name string) ([]byte, error) {
 	event := func(props string) []byte {
-		return []byte(`{"uuid":"` + demo.NewUUIDv7(time.Now()) + `","api_key":"` + corpusToken + `","event":"$pageview","distinct_id":"corpus-user","properties":` + props + `}`)
+		return []byte(`{"uuid":"` + posthog.NewUUIDv7(time.Now()) + `","api_key":"` + corpusToken + `","event":"$pageview","distinct_id":"corpus-user","properties":` + props + `}`)
 	}
 	// captureOutput wraps an event as PostHog capture writes it to Kafka, for the raw topic.
 	captureOutput := func(data []byte) ([]byte, error) {
-		return json.Marshal(map[string]any{"uuid": demo.NewUUIDv7(time.Now()), "distinct_id": "corpus-user", "token": corpusToken,
+		return json.Marshal(map[string]any{"uuid": posthog.NewUUIDv7(time.Now()), "distinct_id": "corpus-user", "token": corpusToken,
 			"now": time.Now().UTC().Format(time.RFC3339), "data": string(data)})
 	}
 	nested := func(depth int, open, close, inner string) string {
@@ -163,12 +163,12 @@ func generate(entry, name string) ([]byte, error) {
 		return []byte(`{"type":"notification_event","id":"notif_corpus_deep","topic":"conversation.user.created","created_at":1741947300,"data":{"type":"notification_event_data","item":` +
 			nested(100000, `{"a":`, "}", "1") + `}}`), nil
 	case "huge-distinct-id":
-		return []byte(`{"uuid":"` + demo.NewUUIDv7(time.Now()) + `","api_key":"` + corpusToken + `","event":"$pageview","distinct_id":"` +
+		return []byte(`{"uuid":"` + posthog.NewUUIDv7(time.Now()) + `","api_key":"` + corpusToken + `","event":"$pageview","distinct_id":"` +
 			strings.Repeat("d", 100000) + `","properties":{}}`), nil
 	case "oversized-single-event": // within the 2 MiB body limit, over the broker's 1 MB message limit
 		return event(`{"$session_id":"corpus-session","blob":"` + strings.Repeat("x", 1500000) + `"}`), nil
 	case "huge-event-name":
-		ev := []byte(`{"uuid":"` + demo.NewUUIDv7(time.Now()) + `","api_key":"` + corpusToken + `","event":"` + strings.Repeat("e", 500000) +
+		ev := []byte(`{"uuid":"` + posthog.NewUUIDv7(time.Now()) + `","api_key":"` + corpusToken + `","event":"` + strings.Repeat("e", 500000) +
 			`","distinct_id":"corpus-user","properties":{"$session_id":"corpus-session"}}`)
 		if entry == "posthog_raw" {
 			return captureOutput(ev)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/threadline/threadline/pkg/demo"
+	"github.com/threadline/threadline/pkg/posthog"
 	"github.com/threadline/threadline/pkg/stack"
 	"github.com/threadline/threadline/pkg/testkit/kafkatest"
 )
@@ -73,7 +73,7 @@ func backlog(t *testing.T, brokers []string, topic string, n int) {
 		session := fmt.Sprintf("ops-session-%d", i%40)
 		ev := fmt.Sprintf(`{"uuid":%q,"event":"$pageview","distinct_id":"ops-user-%d","timestamp":%q,`+
 			`"properties":{"token":"phc_ops","$session_id":%q,"$current_url":"https://app.example.com/pricing","$pathname":"/pricing"}}`,
-			demo.NewUUIDv7(at), i%40, at.Format(time.RFC3339Nano), session)
+			posthog.NewUUIDv7(at), i%40, at.Format(time.RFC3339Nano), session)
 		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(session), Value: []byte(ev)})
 	}
 	kafkatest.Produce(t, brokers, recs...)

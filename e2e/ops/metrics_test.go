@@ -19,6 +19,7 @@ import (
 
 	"github.com/threadline/threadline/pkg/demo"
 	"github.com/threadline/threadline/pkg/fakeintercom"
+	"github.com/threadline/threadline/pkg/posthog"
 	"github.com/threadline/threadline/pkg/stack"
 	"github.com/threadline/threadline/pkg/testkit/kafkatest"
 	"github.com/threadline/threadline/pkg/testkit/redistest"
@@ -140,7 +141,7 @@ func TestMetricsListedInTheReadmeAreServed(t *testing.T) {
 	capture := func(token string) int {
 		body := fmt.Sprintf(`{"api_key":%q,"batch":[{"uuid":%q,"event":"$pageview","properties":{"distinct_id":"ops-capture-user",`+
 			`"$session_id":"ops-capture-session","$current_url":"https://app.example.com/pricing"},"offset":10}],"sent_at":%q}`,
-			token, demo.NewUUIDv7(time.Now()), time.Now().UTC().Format(time.RFC3339Nano))
+			token, posthog.NewUUIDv7(time.Now()), time.Now().UTC().Format(time.RFC3339Nano))
 		return post(t, ingestURL+"/batch/", []byte(body), map[string]string{"Content-Type": "application/json"})
 	}
 	if code := capture(opsProjectToken); code != http.StatusOK {

@@ -2,8 +2,6 @@ package capture
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -265,7 +263,7 @@ func (h *handler) capture(w http.ResponseWriter, r *http.Request) {
 			HistoricalMigration: req.HistoricalMigration,
 		}
 		if ev.UUID == "" {
-			ev.UUID = newUUIDv7(now)
+			ev.UUID = posthog.NewUUIDv7(now)
 		}
 		if !sentAt.IsZero() {
 			ev.SentAt = sentAt.UTC().Format(time.RFC3339Nano)
@@ -345,28 +343,4 @@ func firstNonEmpty(vs ...string) string {
 		}
 	}
 	return ""
-}
-
-// newUUIDv7 returns a random RFC 9562 version 7 UUID for now, for events sent without one.
-func newUUIDv7(now time.Time) string {
-	var b [16]byte
-	_, _ = rand.Read(b[6:])
-	ms := uint64(now.UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	b[6] = b[6]&0x0f | 0x70
-	b[8] = b[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:36], b[10:16])
-	return string(s[:])
 }

@@ -7,12 +7,13 @@ import (
 	"bytes"
 	"crypto/rand"
 	_ "embed"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/threadline/threadline/pkg/posthog"
 )
 
 //go:embed journey.jsonl
@@ -65,7 +66,7 @@ func Recorded() (Journey, error) {
 func Fresh(start time.Time, speed float64) (Journey, error) {
 	suffix := randomHex(4)
 	return Again(Journey{
-		SessionID: NewUUIDv7(start), AnonID: NewUUIDv7(start),
+		SessionID: posthog.NewUUIDv7(start), AnonID: posthog.NewUUIDv7(start),
 		UserID: "usr_demo_" + suffix, Email: "user-" + suffix + "@example.com",
 	}, start, speed)
 }
@@ -83,7 +84,7 @@ func Again(j Journey, start time.Time, speed float64) (Journey, error) {
 	out := Journey{SessionID: j.SessionID, AnonID: j.AnonID, UserID: j.UserID, Email: j.Email}
 	pairs := []string{RecordedSessionID, j.SessionID, RecordedAnonID, j.AnonID, RecordedUserID, j.UserID, RecordedEmail, j.Email}
 	for _, ev := range rec.Events {
-		pairs = append(pairs, ev.UUID, NewUUIDv7(start))
+		pairs = append(pairs, ev.UUID, posthog.NewUUIDv7(start))
 	}
 	ids := strings.NewReplacer(pairs...)
 	first := rec.Events[0].Time
@@ -102,19 +103,6 @@ func Again(j Journey, start time.Time, speed float64) (Journey, error) {
 		out.Events = append(out.Events, Event{UUID: msg["uuid"].(string), Name: ev.Name, Time: at, Value: value})
 	}
 	return out, nil
-}
-
-// NewUUIDv7 returns a random UUIDv7 for time t, the id format posthog-js uses.
-func NewUUIDv7(t time.Time) string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	var ms [8]byte
-	binary.BigEndian.PutUint64(ms[:], uint64(t.UnixMilli()))
-	copy(b[0:6], ms[2:8])
-	b[6] = 0x70 | (b[6] & 0x0f)
-	b[8] = 0x80 | (b[8] & 0x3f)
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 func randomHex(n int) string {

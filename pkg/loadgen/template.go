@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/threadline/threadline/pkg/demo"
+	"github.com/threadline/threadline/pkg/posthog"
 )
 
 // timeLayout is how capture output writes times (and how demo.Again writes them).
@@ -121,7 +122,7 @@ func freshUser(start time.Time) demo.Journey {
 	_, _ = rand.Read(b)
 	suffix := hex.EncodeToString(b)
 	return demo.Journey{
-		SessionID: demo.NewUUIDv7(start), AnonID: demo.NewUUIDv7(start),
+		SessionID: posthog.NewUUIDv7(start), AnonID: posthog.NewUUIDv7(start),
 		UserID: "usr_load_" + suffix, Email: "user-" + suffix + "@example.com",
 	}
 }
@@ -133,7 +134,7 @@ func (t *journeyTemplate) render(user demo.Journey, start time.Time, speed float
 		Events: make([]demo.Event, len(t.events))}
 	uuids := make([]string, len(t.events))
 	for k := range uuids {
-		uuids[k] = demo.NewUUIDv7(start)
+		uuids[k] = posthog.NewUUIDv7(start)
 	}
 	for i, pieces := range t.events {
 		at := start.Add(time.Duration(float64(t.offsets[i]) / speed)).UTC()

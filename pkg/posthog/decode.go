@@ -2,8 +2,6 @@ package posthog
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"time"
@@ -507,28 +505,4 @@ func firstText(raw []byte, fallback string) string {
 		return s
 	}
 	return fallback
-}
-
-// derivedUUID names an event that came without a uuid by its content, so that replaying the same
-// message yields the same id (RFC 9562 version 8 layout, from SHA-256).
-func derivedUUID(token string, event []byte) string {
-	h := sha256.New()
-	h.Write([]byte(token))
-	h.Write([]byte{0})
-	h.Write(event)
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	sum[6] = sum[6]&0x0f | 0x80
-	sum[8] = sum[8]&0x3f | 0x80
-	var buf [36]byte
-	hex.Encode(buf[0:8], sum[0:4])
-	buf[8] = '-'
-	hex.Encode(buf[9:13], sum[4:6])
-	buf[13] = '-'
-	hex.Encode(buf[14:18], sum[6:8])
-	buf[18] = '-'
-	hex.Encode(buf[19:23], sum[8:10])
-	buf[23] = '-'
-	hex.Encode(buf[24:36], sum[10:16])
-	return string(buf[:])
 }
