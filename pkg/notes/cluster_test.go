@@ -65,13 +65,17 @@ func TestWorksOnRedisCluster(t *testing.T) {
 	waitDelivered(t, ic, want)
 	checkExactlyOnce(t, ic, want)
 
+	// notes.written follows the POST, so wait until it names every note c1 has.
 	var parts []string
-	waitFor(t, "notes.written", func() bool { return len(sink.notes()) > 0 })
-	for _, n := range sink.notes() {
-		if n.ConversationID == "c1" {
-			parts = append(parts, n.PartID)
+	waitFor(t, "notes.written for every note of c1", func() bool {
+		parts = parts[:0]
+		for _, n := range sink.notes() {
+			if n.ConversationID == "c1" {
+				parts = append(parts, n.PartID)
+			}
 		}
-	}
+		return len(parts) == len(ic.notesOf("c1"))
+	})
 	s := summaryFor(parts)
 	if err := w.ExecuteSummary(ctx, s); err != nil {
 		t.Fatal(err)
