@@ -86,7 +86,9 @@
 // nothing was ever flushed or forwarded from it. It decides before it writes: sessions
 // believed linked are sent without the actions' JSON (which only buffering needs), and if one
 // must buffer after all the script writes nothing and asks for the JSON, and the call is sent
-// again. Links it made itself are reported until registered on the conversation.
+// again. Links it made itself are reported until registered on the conversation. Other
+// components' Redis work for the same batch (the trigger rules') can ride that round trip as a
+// Rider instead of paying one of its own.
 //
 // link (session tag): the "link and flush" step of Apply for one session and conversation. It
 // returns the stored result when the event was already applied to the session; otherwise it

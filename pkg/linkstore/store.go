@@ -145,7 +145,9 @@ type batch struct {
 // to produce, in input order (a pre-conversation batch comes just before the action whose
 // processing flushed it). Running it again on actions it has seen returns the same output for them.
 // Redis errors are returned wrapped, with nothing to produce; the caller retries the batch.
-func (s *Store) RouteBatch(ctx context.Context, actions []messages.ProductAction) ([]messages.ConversationActions, error) {
+//
+// Riders' commands go in the pipeline of the batch's route round trip (see Rider).
+func (s *Store) RouteBatch(ctx context.Context, actions []messages.ProductAction, riders ...Rider) ([]messages.ConversationActions, error) {
 	if len(actions) == 0 {
 		return nil, nil
 	}
@@ -164,7 +166,7 @@ func (s *Store) RouteBatch(ctx context.Context, actions []messages.ProductAction
 	}
 	// Round trip 2 (and a second for sessions that turned out to need their actions' JSON):
 	// buffer or forward, per session.
-	routes, err := s.route(ctx, b, offers)
+	routes, err := s.route(ctx, b, offers, riders)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +323,7 @@ func (s *Store) unpack(err error) bool {
 
 // route runs the route script for every session of the batch. Sessions believed linked go
 // without their actions' JSON; those whose script asks for it are sent again with it.
-func (s *Store) route(ctx context.Context, b *batch, offers map[string][]candidate) ([]*routeCall, error) {
+func (s *Store) route(ctx context.Context, b *batch, offers map[string][]candidate, riders []Rider) ([]*routeCall, error) {
 	var routes []*routeCall
 	for _, sw := range b.sessions {
 		cands := mergeCandidates(offers, sw.identities)
@@ -338,7 +340,7 @@ func (s *Store) route(ctx context.Context, b *batch, offers map[string][]candida
 			routes = append(routes, rc)
 		}
 	}
-	if err := s.runRoutes(ctx, routes); err != nil {
+	if err := s.runRoutes(ctx, routes, riders); err != nil {
 		return nil, err
 	}
 	var again []*routeCall
@@ -351,7 +353,7 @@ func (s *Store) route(ctx context.Context, b *batch, offers map[string][]candida
 			again = append(again, rc)
 		}
 	}
-	if err := s.runRoutes(ctx, again); err != nil {
+	if err := s.runRoutes(ctx, again, nil); err != nil {
 		return nil, err
 	}
 	return routes, nil
@@ -423,7 +425,7 @@ func (s *Store) buildRouteCall(rc *routeCall, b *batch) error {
 }
 
 // runRoutes runs the route script for routes, in order, in one pipeline (see pack).
-func (s *Store) runRoutes(ctx context.Context, routes []*routeCall) error {
+func (s *Store) runRoutes(ctx context.Context, routes []*routeCall, riders []Rider) error {
 	groups := s.pack(len(routes), func(i int) int { return len(routes[i].idx) })
 	calls := make([]*scriptCall, len(groups))
 	for n, g := range groups {
@@ -442,9 +444,9 @@ func (s *Store) runRoutes(ctx context.Context, routes []*routeCall) error {
 		}
 		calls[n] = &scriptCall{script: s.scripts.route, keys: keys, args: args}
 	}
-	if err := s.run(ctx, "route", calls); err != nil {
+	if err := s.run(ctx, "route", calls, riders...); err != nil {
 		if s.unpack(err) {
-			return s.runRoutes(ctx, routes)
+			return s.runRoutes(ctx, routes, riders)
 		}
 		return err
 	}

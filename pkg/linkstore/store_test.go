@@ -205,13 +205,20 @@ func TestSharedRegistry(t *testing.T) {
 	h.expectCounter(reg, 2, "threadline_linker_actions_buffered_total")
 }
 
-// roundTrips counts what a client sends: pipelines (round trips) and the EVALSHA commands in them.
+// roundTrips counts what a client sends: pipelines (round trips) and the EVALSHA commands in them,
+// but not what the client sends when it opens a connection.
 type roundTrips struct{ pipelines, evalshas int }
+
+// connectionSetup reports whether cmd is one of those go-redis sends on a new connection.
+func connectionSetup(cmd redis.Cmder) bool { return cmd.Name() == "hello" || cmd.Name() == "client" }
 
 func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		if connectionSetup(cmd) {
+			return next(ctx, cmd)
+		}
 		r.pipelines++
 		if cmd.Name() == "evalsha" {
 			r.evalshas++
@@ -222,6 +229,9 @@ func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && connectionSetup(cmds[0]) {
+			return next(ctx, cmds)
+		}
 		r.pipelines++
 		for _, cmd := range cmds {
 			if cmd.Name() == "evalsha" {
