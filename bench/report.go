@@ -253,39 +253,38 @@ func (r *Results) MicroRows() []Row {
 				Target:   "≥ " + fmtInt(TargetLinkerPerSec),
 				Meets:    meets(v >= TargetLinkerPerSec),
 			})
+		case strings.HasSuffix(m.Package, "/linker") && strings.HasPrefix(m.Name, "RuleCost/"):
+			rows = append(rows, ruleCostRow(m))
 		case strings.HasSuffix(m.Package, "/pkg/triggers"):
-			rows = append(rows, r.ruleRow(m))
+			rows = append(rows, r.ruleMatchRow(m))
 		}
 	}
-	if !r.hasMicro("/pkg/triggers") && len(r.Micro) > 0 {
-		rows = append(rows, Row{Figure: "rule evaluation (pkg/triggers)", Measured: "no Benchmark function yet"})
+	if !r.hasMicroNamed("/linker", "RuleCost/") && len(r.Micro) > 0 {
+		rows = append(rows, Row{Figure: "trigger rules' cost per action (linker BenchmarkRuleCost)", Measured: "not in this run"})
 	}
 	return rows
 }
 
-// ruleRow is a rule evaluation benchmark beside what the linker spends per action: its whole
-// Handle (process + redis-server CPU, BenchmarkLinkedActions) when the run measured it, else
-// RouteBatch in the same benchmark; a benchmark without CPU figures is set beside the linker's
-// CPU time per action in the pipeline run.
-func (r *Results) ruleRow(m MicroResult) Row {
-	row := Row{Figure: fmt.Sprintf("rule evaluation %s, per action (pkg/triggers)", m.Name)}
-	if trig, ok := m.Metric("triggers-ns/action"); ok {
-		route, _ := m.Metric("route-ns/action")
-		row.Measured = fmtDur(time.Duration(trig))
-		routeText := fmt.Sprintf("linkstore RouteBatch CPU time (process + redis-server) per action in the same benchmark: %s (%.0f%%)",
-			fmtDur(time.Duration(route)), 100*trig/route)
-		handle, ok := r.linkerHandleCost()
-		if !ok {
-			row.Limit, row.Ratio = routeText, ratio(trig, route)
-			return row
-		}
-		row.Limit = fmt.Sprintf("the linker's cost per action, Handle with process + redis-server CPU (BenchmarkLinkedActions): %s; %s",
-			fmtDur(handle), routeText)
-		row.Ratio = ratio(trig, float64(handle))
-		row.Target = "≤ 5% of the linker's cost per action"
-		row.Meets = meets(trig <= 0.05*float64(handle))
-		return row
+// ruleCostRow is what turning the 20 benchmark trigger rules on costs the linker per action
+// (BenchmarkRuleCost: Handle with rules less Handle without, process + redis-server CPU) beside
+// what the linker costs per action without them, in the same benchmark.
+func ruleCostRow(m MicroResult) Row {
+	rules, _ := m.Metric("rules-ns/action")
+	linker, _ := m.Metric("linker-ns/action")
+	return Row{
+		Figure:   fmt.Sprintf("trigger rules' cost per action, 20 rules, %s (linker)", strings.TrimPrefix(m.Name, "RuleCost/")),
+		Measured: fmtDur(time.Duration(rules)),
+		Limit:    fmt.Sprintf("the linker's cost per action without rules, Handle with process + redis-server CPU, same benchmark: %s", fmtDur(time.Duration(linker))),
+		Ratio:    ratio(rules, linker),
+		Target:   "≤ 5% of the linker's cost per action",
+		Meets:    meets(linker > 0 && rules <= 0.05*linker),
 	}
+}
+
+// ruleMatchRow is a pkg/triggers benchmark (matching alone, in memory) beside the linker's CPU
+// time per action in the pipeline run.
+func (r *Results) ruleMatchRow(m MicroResult) Row {
+	row := Row{Figure: fmt.Sprintf("rule evaluation %s, per action (pkg/triggers)", m.Name)}
 	ns, ok := m.Metric("ns/action")
 	if !ok {
 		ns, _ = m.Metric("ns/op")
@@ -298,25 +297,9 @@ func (r *Results) ruleRow(m MicroResult) Row {
 	return row
 }
 
-// linkerHandleCost is the CPU time, the linker's and redis-server's, that Linker.Handle spends per
-// linked action in BenchmarkLinkedActions of the same run.
-func (r *Results) linkerHandleCost() (time.Duration, bool) {
+func (r *Results) hasMicroNamed(pkgSuffix, namePrefix string) bool {
 	for _, m := range r.Micro {
-		if !strings.HasSuffix(m.Package, "/linker") || m.Name != "LinkedActions" {
-			continue
-		}
-		linker, ok1 := m.Metric("linker-cpu-µs/action")
-		redis, ok2 := m.Metric("redis-cpu-µs/action")
-		if ok1 && ok2 && linker+redis > 0 {
-			return time.Duration((linker + redis) * float64(time.Microsecond)), true
-		}
-	}
-	return 0, false
-}
-
-func (r *Results) hasMicro(pkgSuffix string) bool {
-	for _, m := range r.Micro {
-		if strings.HasSuffix(m.Package, pkgSuffix) {
+		if strings.HasSuffix(m.Package, pkgSuffix) && strings.HasPrefix(m.Name, namePrefix) {
 			return true
 		}
 	}

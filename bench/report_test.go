@@ -10,9 +10,10 @@ import (
 
 const moreBenchmarks = `pkg: github.com/threadline/threadline/linker
 BenchmarkLinkedActions-2   	       4	  57429268 ns/op	         0.2083 actions/SET	     26119 actions/s	        18.74 linker-cpu-µs/action	    267380 redis-GET/s	    125392 redis-SET/s	        10.17 redis-cpu-µs/action	 5284938 B/op	   62532 allocs/op
+BenchmarkRuleCost/matching=2%-2   	      40	  21840122 ns/op	         4.000 %-of-linker	         3.100 events/batch	     16020 linker-ns/action	       640.8 rules-ns/action	       402.1 rules-process-ns/action	       238.7 rules-redis-ns/action	       395.0 tick-cpu-µs	 2203952 B/op	   25604 allocs/op
+BenchmarkRuleCost/matching=10%-2  	      40	  23840122 ns/op	         9.000 %-of-linker	        25.00 events/batch	     16000 linker-ns/action	      1440 rules-ns/action	       900.0 rules-process-ns/action	       540.0 rules-redis-ns/action	       805.0 tick-cpu-µs	 2403952 B/op	   27604 allocs/op
 pkg: github.com/threadline/threadline/pkg/triggers
 BenchmarkMatch-2                      	    3441	     86354 ns/op	       265.7 ns/action	       0 B/op	       0 allocs/op
-BenchmarkEvaluateVersusRouteBatch/matching=2%-2   	      16	  16714570 ns/op	        58.55 %-of-route	     20950 route-ns/action	     12267 triggers-ns/action	  965522 B/op	   13604 allocs/op
 `
 
 // sampleResults is a run with round figures, so that every ratio is known.
@@ -146,23 +147,19 @@ func TestMicroRowsCarryTheKeyPackageFigures(t *testing.T) {
 	if m.Measured != "265ns" || m.Ratio != "0.01" || !strings.Contains(m.Limit, "40µs") {
 		t.Errorf("match: %+v", m)
 	}
-	// 12.27 µs beside the linker's Handle (18.74 + 10.17 µs of CPU), with RouteBatch (20.95 µs) beside
-	e := findRow(t, rows, "rule evaluation EvaluateVersusRouteBatch/matching=2%")
-	if e.Measured != "12.27µs" || e.Ratio != "0.42" || e.Meets != "no" ||
-		!strings.Contains(e.Limit, "28.91µs") || !strings.Contains(e.Limit, "20.95µs (59%)") {
-		t.Errorf("evaluate: %+v", e)
+	// 640.8 ns beside the linker's 16.02 µs per action without rules: 4%, within 5%
+	e := findRow(t, rows, "trigger rules' cost per action, 20 rules, matching=2%")
+	if e.Measured != "640ns" || e.Ratio != "0.04" || e.Meets != "yes" || !strings.Contains(e.Limit, "16.02µs") {
+		t.Errorf("rule cost at 2%%: %+v", e)
 	}
-	// Without the linker's benchmark in the run, RouteBatch is the measure.
-	onlyTriggers := sampleResults()
-	onlyTriggers.Micro = ParseMicro(moreBenchmarks[strings.Index(moreBenchmarks, "pkg: github.com/threadline/threadline/pkg/triggers"):])
-	if e := findRow(t, onlyTriggers.MicroRows(), "rule evaluation EvaluateVersusRouteBatch/matching=2%"); e.Ratio != "0.59" || e.Target != "" {
-		t.Errorf("evaluate without the linker's benchmark: %+v", e)
+	if e := findRow(t, rows, "trigger rules' cost per action, 20 rules, matching=10%"); e.Ratio != "0.09" || e.Meets != "no" {
+		t.Errorf("rule cost at 10%%: %+v", e)
 	}
 
 	none := sampleResults()
 	none.Micro = ParseMicro(goTestOutput)
-	if r := findRow(t, none.MicroRows(), "rule evaluation (pkg/triggers)"); r.Measured != "no Benchmark function yet" {
-		t.Errorf("missing triggers benchmark: %+v", r)
+	if r := findRow(t, none.MicroRows(), "trigger rules' cost per action (linker BenchmarkRuleCost)"); r.Measured != "not in this run" {
+		t.Errorf("missing rule cost benchmark: %+v", r)
 	}
 	if rows := (&Results{}).MicroRows(); len(rows) != 0 {
 		t.Errorf("no package benchmarks run, yet rows %+v", rows)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	stdjson "encoding/json"
 	"fmt"
 	"time"
 
@@ -21,7 +22,7 @@ type Producer interface {
 
 // Store is the Redis-held join the linker drives.
 type Store interface {
-	RouteBatch(ctx context.Context, actions []messages.ProductAction) ([]messages.ConversationActions, error)
+	RouteBatch(ctx context.Context, actions []messages.ProductAction, riders ...linkstore.Rider) ([]messages.ConversationActions, error)
 	ApplyHeld(ctx context.Context, ev messages.ConversationEvent, hold func(sessions []string)) ([]messages.ConversationActions, error)
 }
 
@@ -29,8 +30,9 @@ var _ Store = (*linkstore.Store)(nil)
 
 // Triggers decides which product actions become Intercom data events (nil: triggers are off).
 type Triggers interface {
-	EvaluateBatch(ctx context.Context, in []triggers.Input) ([]messages.IntercomEvent, error)
+	Begin(ctx context.Context, in []triggers.Input) (*triggers.Evaluation, error)
 	Tick(ctx context.Context, now time.Time) ([]messages.IntercomEvent, error)
+	ConfirmLater(evs []messages.IntercomEvent)
 	Confirm(ctx context.Context, evs []messages.IntercomEvent) error
 	RememberContact(ctx context.Context, contacts ...triggers.Contact) error
 	NewestEventTime() time.Time
@@ -54,8 +56,10 @@ var _ Triggers = (*triggers.Engine)(nil)
 // live action can precede the flush by the few milliseconds of its produce.)
 //
 // With trigger rules, every routed batch is also evaluated for Intercom data events, which go to
-// intercom.events (key: user) before the batch is marked; an event is confirmed once produced, and
-// the engine sends an unconfirmed one again after a crash.
+// intercom.events (key: user) before the batch is marked. The evaluation's Redis work rides the
+// batch's route round trip, and an event's confirmation rides the engine's next one (the next
+// batch's, or the next tick's): the engine sends an event unconfirmed after a crash again, and the
+// notewriter drops the repeat (it records each rule and action it posted).
 type Linker struct {
 	store    Store
 	triggers Triggers
@@ -82,50 +86,61 @@ func (l *Linker) Handle(ctx context.Context, recs []*kgo.Record) error {
 
 func (l *Linker) handleActions(ctx context.Context, recs []*kgo.Record) error {
 	actions := make([]messages.ProductAction, 0, len(recs))
+	var props [][]byte // with trigger rules: each action's properties, still encoded
 	for i, rec := range recs {
-		var pa messages.ProductAction
-		if err := l.decodeAction(rec.Value, &pa); err != nil {
-			if err := l.route(ctx, actions); err != nil {
+		var ra routedAction
+		if err := decodeAction(rec.Value, &ra); err != nil {
+			if err := l.route(ctx, actions, props); err != nil {
 				return err
 			}
 			return &kafka.RecordError{Index: i, Err: err}
 		}
-		actions = append(actions, pa)
+		actions = append(actions, messages.ProductAction{Version: ra.Version, Action: ra.Action, Identity: ra.Identity})
+		if l.triggers != nil {
+			props = append(props, ra.Properties)
+		}
 	}
-	return l.route(ctx, actions)
+	return l.route(ctx, actions, props)
 }
 
-func (l *Linker) route(ctx context.Context, actions []messages.ProductAction) error {
+func (l *Linker) route(ctx context.Context, actions []messages.ProductAction, props [][]byte) error {
 	if len(actions) == 0 {
 		return nil
 	}
-	if err := l.routeInOrder(ctx, actions); err != nil {
-		return err
-	}
 	if l.triggers == nil {
-		return nil
+		return l.routeInOrder(ctx, actions)
 	}
 	in := make([]triggers.Input, len(actions))
 	for i, pa := range actions {
-		in[i] = triggers.Input{Action: pa, User: triggers.UserFromIdentity(pa.Identity)}
+		in[i] = triggers.Input{Action: pa, RawProperties: props[i], User: triggers.UserFromIdentity(pa.Identity)}
 	}
-	evs, err := l.triggers.EvaluateBatch(ctx, in)
+	eval, err := l.triggers.Begin(ctx, in)
+	if err != nil {
+		return fmt.Errorf("linker: triggers: %w", err)
+	}
+	if eval == nil {
+		return l.routeInOrder(ctx, actions)
+	}
+	if err := l.routeInOrder(ctx, actions, eval); err != nil {
+		return err
+	}
+	evs, err := eval.Finish(ctx)
 	if err != nil {
 		return fmt.Errorf("linker: triggers: %w", err)
 	}
 	return l.emit(ctx, evs)
 }
 
-func (l *Linker) routeInOrder(ctx context.Context, actions []messages.ProductAction) error {
+func (l *Linker) routeInOrder(ctx context.Context, actions []messages.ProductAction, riders ...linkstore.Rider) error {
 	defer l.order.routing(actions)()
-	out, err := l.store.RouteBatch(ctx, actions)
+	out, err := l.store.RouteBatch(ctx, actions, riders...)
 	if err != nil {
 		return fmt.Errorf("linker: route: %w", err)
 	}
 	return l.produce(ctx, out)
 }
 
-// emit produces data events to intercom.events and confirms them.
+// emit produces data events to intercom.events; the engine confirms them with its next round trip.
 func (l *Linker) emit(ctx context.Context, evs []messages.IntercomEvent) error {
 	if len(evs) == 0 {
 		return nil
@@ -141,7 +156,8 @@ func (l *Linker) emit(ctx context.Context, evs []messages.IntercomEvent) error {
 	if err := l.out.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("linker: produce data events: %w", err)
 	}
-	return l.triggers.Confirm(ctx, evs)
+	l.triggers.ConfirmLater(evs)
+	return nil
 }
 
 // RunTriggers fires the rules that wait for time to pass (dwell on a page) about once a second, in
@@ -157,6 +173,12 @@ func (l *Linker) RunTriggers(ctx context.Context, caughtUp func() bool, log *zap
 	for {
 		select {
 		case <-ctx.Done():
+			// Confirm what was produced, so another replica does not send it again.
+			flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			if err := l.triggers.Confirm(flush, nil); err != nil {
+				log.Warn("confirming the last data events failed; they are sent again after their lease", zap.Error(err))
+			}
 			return nil
 		case <-tick.C:
 		}
@@ -204,29 +226,25 @@ func (l *Linker) apply(ctx context.Context, ev messages.ConversationEvent) error
 	return l.produce(ctx, out)
 }
 
-// routedAction is a product action without its properties: only trigger rules read them, and
-// decoding them (a map per action) is a good part of the linker's work.
+// routedAction is a product action with its properties left encoded: routing never reads them,
+// and trigger rules decode them only for the few actions a rule that reads a property may match
+// (decoding them, a map per action, would be a good part of the linker's work).
 type routedAction struct {
-	Version  int               `json:"version"`
-	Action   messages.Action   `json:"action"`
-	Identity messages.Identity `json:"identity"`
+	Version    int                `json:"version"`
+	Action     messages.Action    `json:"action"`
+	Identity   messages.Identity  `json:"identity"`
+	Properties stdjson.RawMessage `json:"properties,omitempty"`
 }
 
 // MessageVersion implements messages.Versioned.
 func (a routedAction) MessageVersion() int { return a.Version }
 
-// decodeAction decodes and checks a product action; its properties only when trigger rules are on.
-func (l *Linker) decodeAction(b []byte, pa *messages.ProductAction) error {
-	if l.triggers == nil {
-		var ra routedAction
-		if err := messages.Decode(b, &ra); err != nil {
-			return kafka.Permanent("decode", err)
-		}
-		*pa = messages.ProductAction{Version: ra.Version, Action: ra.Action, Identity: ra.Identity}
-	} else if err := messages.Decode(b, pa); err != nil {
+// decodeAction decodes and checks a product action.
+func decodeAction(b []byte, ra *routedAction) error {
+	if err := messages.Decode(b, ra); err != nil {
 		return kafka.Permanent("decode", err)
 	}
-	if err := linkstore.CheckAction(*pa); err != nil {
+	if err := linkstore.CheckAction(messages.ProductAction{Version: ra.Version, Action: ra.Action, Identity: ra.Identity}); err != nil {
 		return kafka.Permanent("invalid", err)
 	}
 	return nil

@@ -86,21 +86,23 @@ func TestMergeHoldsEverySession(t *testing.T) {
 	}
 }
 
-// TestRoutedActionIsProductActionWithoutProperties guards the linker's lighter decoding: a field
-// added to messages.ProductAction must be added to routedAction too (only properties are left out).
-func TestRoutedActionIsProductActionWithoutProperties(t *testing.T) {
+// TestRoutedActionIsProductActionWithRawProperties guards the linker's lighter decoding: a field
+// added to messages.ProductAction must be added to routedAction too (properties stay encoded).
+func TestRoutedActionIsProductActionWithRawProperties(t *testing.T) {
 	full, light := reflect.TypeFor[messages.ProductAction](), reflect.TypeFor[routedAction]()
 	var want []string
 	for f := range full.Fields() {
-		if f.Name != "Properties" {
-			want = append(want, f.Name+" "+f.Type.String()+" "+string(f.Tag))
+		typ := f.Type.String()
+		if f.Name == "Properties" {
+			typ = "json.RawMessage"
 		}
+		want = append(want, f.Name+" "+typ+" "+string(f.Tag))
 	}
 	var got []string
 	for f := range light.Fields() {
 		got = append(got, f.Name+" "+f.Type.String()+" "+string(f.Tag))
 	}
 	if !slices.Equal(got, want) {
-		t.Fatalf("routedAction fields\n %q\nwant (messages.ProductAction without Properties)\n %q", got, want)
+		t.Fatalf("routedAction fields\n %q\nwant (messages.ProductAction with raw properties)\n %q", got, want)
 	}
 }

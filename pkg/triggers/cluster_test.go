@@ -46,6 +46,9 @@ func TestRedisCluster(t *testing.T) {
 		"dwell with every":       testDwellWithEvery,
 		"personal data":          testPersonalDataNeverReachesMetadata,
 		"large batches":          testLargeBatchesSplitIntoCalls,
+		"caller's pipeline":      testEvaluationInCallersPipeline,
+		"confirm later, tick":    testConfirmLaterThenTick,
+		"confirm later, batch":   testConfirmLaterWithEvaluation,
 	} {
 		t.Run(name, func(t *testing.T) { scenario(t, onCluster) })
 	}

@@ -89,10 +89,12 @@ type evalCall struct {
 	call   *scriptCall
 }
 
-// queueEvaluate queues the luaEvaluate calls that decide the claims and follow the sessions' page
-// events. On a single server a call takes up to maxPerCall claims and maxPerCall sessions, so a
-// batch is usually one call; on a cluster a call takes the claims of one user, or one session.
-func (e *Engine) queueEvaluate(ctx context.Context, rt *roundTrip, claims []claim, sessions [][]pageEvent, leaseUntil int64) ([]*evalCall, error) {
+// prepareEvaluate builds the luaEvaluate calls that decide the claims and follow the sessions'
+// page events, for queueCalls to queue. On a single server a call takes up to maxPerCall claims
+// and maxPerCall sessions, so a batch is usually one call, and asks the set of sessions with page
+// state about the sessions that start no wait; on a cluster a call takes the claims of one user,
+// or follows one session.
+func (e *Engine) prepareEvaluate(claims []claim, sessions [][]pageEvent, leaseUntil int64) ([]*evalCall, error) {
 	claimParts := e.partition(len(claims), func(i int) string { return "u:" + claims[i].user })
 	sessionParts := e.partition(len(sessions), func(i int) string { return "s:" + sessions[i][0].session })
 	n := max(len(claimParts), len(sessionParts))
@@ -116,14 +118,9 @@ func (e *Engine) queueEvaluate(ctx context.Context, rt *roundTrip, claims []clai
 		default:
 			spart = sessionParts[i-len(claimParts)]
 		}
-		sets := "0"
-		if !e.cluster {
-			sets = "1"
-		}
 		ec := &evalCall{claims: make([]*claim, 0, len(cpart))}
 		keys := make([]string, 0, 3*len(cpart)+len(spart)+3)
-		args := make([]any, 0, 6+3*len(cpart)+len(spart))
-		args = append(args, len(cpart), len(spart), leaseUntil, e.cfg.MarkerTTL.Milliseconds(), e.pageTTL.Milliseconds(), sets)
+		args := make([]any, 7, 7+3*len(cpart)+2*len(spart)) // the header is set last
 		for _, j := range cpart {
 			c := &claims[j]
 			body, err := messages.Marshal(c.event)
@@ -145,19 +142,45 @@ func (e *Engine) queueEvaluate(ctx context.Context, rt *roundTrip, claims []clai
 			args = append(args, spec, c.ms, value)
 			ec.claims = append(ec.claims, c)
 		}
+		// On a single server the sessions that start no wait are asked about (the set of sessions
+		// with page state names the few to follow): their keys and page events go after those of
+		// the sessions followed, their names before their page events.
+		askedKeys := make([]string, 0, len(spart))
+		asked, askedEvents := make([]any, 0, len(spart)), make([]any, 0, len(spart))
 		for _, j := range spart {
 			start := len(buf)
 			buf = appendPageEvents(buf, sessions[j])
-			keys = append(keys, sessionKey(sessions[j][0].session))
-			args = append(args, buf[start:len(buf):len(buf)])
+			events := buf[start:len(buf):len(buf)]
+			session := sessions[j][0].session
+			if e.cluster || events[0] == '1' {
+				keys = append(keys, sessionKey(session))
+				args = append(args, events)
+			} else {
+				askedKeys = append(askedKeys, sessionKey(session))
+				asked = append(asked, session)
+				askedEvents = append(askedEvents, events)
+			}
 		}
+		followed := len(spart) - len(asked)
+		keys = append(keys, askedKeys...)
+		args = append(append(args, asked...), askedEvents...)
+		sets := "0"
 		if !e.cluster {
 			keys = append(keys, unconfirmedKey, dueKey, pagesKey)
+			sets = "1"
 		}
-		ec.call = rt.eval(ctx, e.scripts.evaluate, keys, args...)
+		copy(args, []any{len(cpart), followed, len(asked), leaseUntil, e.cfg.MarkerTTL.Milliseconds(), e.pageTTL.Milliseconds(), sets})
+		ec.call = &scriptCall{script: e.scripts.evaluate, keys: keys, args: args}
 		calls = append(calls, ec)
 	}
 	return calls, nil
+}
+
+// queueCalls queues prepared luaEvaluate calls into rt.
+func queueCalls(ctx context.Context, rt *roundTrip, calls []*evalCall) {
+	for _, ec := range calls {
+		rt.run(ctx, ec.call)
+	}
 }
 
 // unconfirmedMarker is the value of a new unconfirmed marker (see scripts.go) that resolved no
@@ -222,34 +245,111 @@ func (e *Engine) readClaims(calls []*evalCall, source string) ([]messages.Interc
 	return out, forget, nil
 }
 
-// deferForget keeps, on a cluster, unconfirmed entries to remove with the next round trip (see
-// queueForget). An entry whose removal is lost (a crash) is removed by a Tick after its lease.
-func (e *Engine) deferForget(forget []any) {
-	if len(forget) == 0 {
+// deferred are writes kept for the engine's next round trip, whichever it is: an evaluation's
+// (Evaluation.Queue, or on a cluster Begin's schedule round trip), Tick's first, or Confirm's.
+type deferred struct {
+	forget  []any    // cluster: unconfirmed entries of claims that emitted nothing (deferForget)
+	confirm []string // markers of produced events (ConfirmLater)
+}
+
+// maxDeferredConfirms bounds the markers ConfirmLater keeps. The engine's round trips (each
+// evaluation and every Tick) send them all, so there are rarely more than one batch's; beyond
+// the bound (round trips failing for long) the rest are let go, and Tick emits their events
+// again after the lease, which consumers drop as repeats.
+const maxDeferredConfirms = 10000
+
+func (d *deferred) add(more deferred) {
+	d.forget = append(d.forget, more.forget...)
+	d.confirm = append(d.confirm, more.confirm...)
+}
+
+func (d *deferred) empty() bool { return len(d.forget) == 0 && len(d.confirm) == 0 }
+
+// queue queues the writes: per marker to confirm one SET XX KEEPTTL that leaves it "confirmed"
+// (and drops the stored event; a marker exists only for a claimed action, and one suppressed or
+// given up stays decided), then one ZREM of the entries to forget and the confirmed markers from
+// the unconfirmed set.
+func (d *deferred) queue(ctx context.Context, pipe redis.Pipeliner) {
+	if d.empty() {
 		return
 	}
-	e.forgetMu.Lock()
-	e.forget = append(e.forget, forget...)
-	e.forgetMu.Unlock()
+	members := make([]any, 0, len(d.forget)+len(d.confirm))
+	members = append(members, d.forget...)
+	for _, mk := range d.confirm {
+		pipe.SetArgs(ctx, mk, stateConfirmed, redis.SetArgs{Mode: "XX", KeepTTL: true})
+		members = append(members, mk)
+	}
+	pipe.ZRem(ctx, unconfirmedKey, members...)
 }
 
-// queueForget queues the removal of the entries deferForget kept.
-func (e *Engine) queueForget(ctx context.Context, rt *roundTrip) {
-	e.forgetMu.Lock()
-	forget := e.forget
-	e.forget = nil
-	e.forgetMu.Unlock()
-	if len(forget) > 0 {
-		rt.pipe.ZRem(ctx, unconfirmedKey, forget...)
+// keepDeferred keeps writes for the engine's next round trip (see carryDeferred), at most
+// maxDeferredConfirms markers to confirm. An entry to forget whose removal is lost (a crash) is
+// removed by a Tick after its lease.
+func (e *Engine) keepDeferred(d deferred) {
+	if d.empty() {
+		return
+	}
+	e.deferredMu.Lock()
+	defer e.deferredMu.Unlock()
+	e.deferred.add(d)
+	if over := len(e.deferred.confirm) - maxDeferredConfirms; over > 0 {
+		e.deferred.confirm = e.deferred.confirm[:maxDeferredConfirms]
+		e.log.Warn("triggers: too many confirmations wait for a round trip; the rest are let go and their events emitted again after the lease",
+			zap.Int("let_go", over))
 	}
 }
 
-// Confirm records that events returned by Evaluate, EvaluateBatch or Tick were produced, so Tick
-// does not emit them again. Confirming twice, or an event that was never claimed, is harmless.
-// It is one round trip with no script: per event one SET XX KEEPTTL that leaves its marker
-// "confirmed" (and drops the stored event), and one ZREM of them all from the unconfirmed set.
+// hasDeferred reports whether writes wait for the engine's next round trip.
+func (e *Engine) hasDeferred() bool {
+	e.deferredMu.Lock()
+	defer e.deferredMu.Unlock()
+	return !e.deferred.empty()
+}
+
+// carryDeferred takes the writes kept for the engine's next round trip into rt (which keeps them
+// again if it fails) and queues everything rt carries.
+func (e *Engine) carryDeferred(ctx context.Context, rt *roundTrip) {
+	e.deferredMu.Lock()
+	rt.deferred.add(e.deferred)
+	e.deferred = deferred{}
+	e.deferredMu.Unlock()
+	rt.deferred.queue(ctx, rt.pipe)
+}
+
+// deferForget keeps, on a cluster, unconfirmed entries to remove with the next round trip.
+func (e *Engine) deferForget(forget []any) {
+	e.keepDeferred(deferred{forget: forget})
+}
+
+// ConfirmLater records that events returned by Evaluate, EvaluateBatch, Evaluation.Finish or Tick
+// were produced, as Confirm does, but sends nothing: the confirmations go with the engine's next
+// round trip, the next evaluation's (Evaluation.Queue puts them into the caller's pipeline), Tick's
+// first (ahead of its read of the unconfirmed set, so a confirmed event is never emitted again),
+// or Confirm's. Until then, and if the process dies first, the events are unconfirmed: Tick emits
+// them again once their lease ends, and consumers drop the repeat (rule and action_id are its
+// idempotency key). At most maxDeferredConfirms markers wait; those beyond are let go the same
+// way.
+func (e *Engine) ConfirmLater(events []messages.IntercomEvent) {
+	e.keepDeferred(deferred{confirm: confirmMarkers(events)})
+}
+
+// Confirm records that events returned by Evaluate, EvaluateBatch, Evaluation.Finish or Tick were
+// produced, so Tick does not emit them again, and sends the confirmations ConfirmLater kept;
+// Confirm(ctx, nil) sends just those. Confirming twice, or an event that was never claimed, is
+// harmless. It is one round trip with no script (none when there is nothing to confirm): per
+// event one SET XX KEEPTTL that leaves its marker "confirmed" (and drops the stored event), and
+// one ZREM of them all from the unconfirmed set. When it fails, the confirmations go with the
+// engine's next round trip.
 func (e *Engine) Confirm(ctx context.Context, events []messages.IntercomEvent) error {
-	markers := make([]any, 0, len(events))
+	rt := e.newRoundTrip()
+	rt.deferred.confirm = confirmMarkers(events)
+	e.carryDeferred(ctx, rt)
+	return e.exec(ctx, rt, "confirm")
+}
+
+// confirmMarkers are the markers of events to confirm.
+func confirmMarkers(events []messages.IntercomEvent) []string {
+	markers := make([]string, 0, len(events))
 	for i := range events {
 		ev := &events[i]
 		user := eventUserKey(ev)
@@ -262,17 +362,7 @@ func (e *Engine) Confirm(ctx context.Context, events []messages.IntercomEvent) e
 			markers = append(markers, markerKey(byHash, ev.Rule, ev.ActionID))
 		}
 	}
-	if len(markers) == 0 {
-		return nil
-	}
-	rt := e.newRoundTrip()
-	e.queueForget(ctx, rt)
-	for _, mk := range markers {
-		// A marker exists only for a claimed action; one suppressed or given up stays decided.
-		rt.pipe.SetArgs(ctx, mk.(string), stateConfirmed, redis.SetArgs{Mode: "XX", KeepTTL: true})
-	}
-	rt.pipe.ZRem(ctx, unconfirmedKey, markers...)
-	return e.exec(ctx, rt, "confirm")
+	return markers
 }
 
 // groupKeys splits keys into the script calls that take them (see partition), by hash tag.

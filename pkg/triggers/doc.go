@@ -15,11 +15,20 @@
 // # Evaluation
 //
 // EvaluateBatch (Evaluate for one action) matches each action against the rules in memory; only
-// the rules that may match its PostHog event name are tried. A match emits the rule's event for
-// the action's user; a user with no identifier is skipped and counted, never guessed. The event's
-// created_at is the action's event time in seconds (for a dwell rule, its pageview's) and its
-// metadata comes only from the action's (already redacted) properties: flat strings of at most
-// 255 characters, at most 10 keys, any value in which redact.Find sees personal data left out.
+// the rules that may match its PostHog event name and kind are tried. A match emits the rule's
+// event for the action's user; a user with no identifier is skipped and counted, never guessed.
+// The event's created_at is the action's event time in seconds (for a dwell rule, its
+// pageview's) and its metadata comes only from the action's (already redacted) properties: flat
+// strings of at most 255 characters, at most 10 keys, any value in which redact.Find sees
+// personal data left out. Properties may come as JSON (Input.RawProperties): they are decoded
+// only for an action that meets every other condition of a rule that reads them (property
+// conditions or metadata), at most once; most actions match no such rule and are never decoded.
+//
+// A caller that sends a Redis round trip of its own per batch (the linker) evaluates with Begin,
+// which matches in memory, then Evaluation.Queue, which puts the evaluation's Redis work into the
+// caller's pipeline, then Evaluation.Finish once the pipeline ran, which returns the events:
+// on a single server, rules then cost no round trip of their own. EvaluateBatch is Begin and
+// Finish.
 //
 // Every: a rule with every emits for a user at most once per period of event time. The last
 // emission's time is kept per (rule, user), and an action closer than every to it, either way,
@@ -35,7 +44,8 @@
 // the page state lives in Redis, so replicas and restarts carry on where others stopped. Only
 // sessions with a pending wait have page state, so an action that matches nothing costs Redis
 // work only when it is a page event and some rule has a dwell: its share of one SMISMEMBER per
-// batch, and no script work unless its session has page state.
+// batch (inside the evaluation's script call), and no further work unless its session has page
+// state.
 //
 // # Exactly once
 //
@@ -44,32 +54,39 @@
 // emits nothing. An emitted event is stored in its marker as unconfirmed, with a lease, and
 // listed in the unconfirmed set atomically with that decision (on a cluster, listed before it);
 // the marker is written with SET NX GET, which decides and records in one call. Confirm, once
-// the caller produced the event, marks it confirmed (and drops the stored event). Tick emits again any event
-// whose lease ended unconfirmed (the produce failed or the process died), at most
+// the caller produced the event, marks it confirmed (and drops the stored event); ConfirmLater
+// does the same with the engine's next round trip (the next evaluation's, Tick's first, ahead of
+// its read of the unconfirmed set, or Confirm's), so that confirming costs no round trip of its
+// own. Tick emits again any event whose lease ended unconfirmed (the produce failed, or the
+// process died, before Confirm or before ConfirmLater's writes went out), at most
 // MaxRedeliveries times. So nothing is lost between a decision and its produce, and an event is
-// produced twice only when a produce outlived its lease; it is then the same event (rule and
-// action_id are its idempotency key, created_at is fixed, and Intercom ignores a repeat of name,
-// user and created_at).
+// produced twice only when it was not confirmed within its lease; it is then the same event (rule
+// and action_id are its idempotency key, created_at is fixed): the notewriter records the rule
+// and action id of each event it posts and drops a repeat, and Intercom ignores a repeat of name,
+// user and created_at.
 //
 // # Redis
 //
 // Redis work is counted in calls (each command, those a script runs included, costs the server
 // about the same), so the keys are laid out to need few: a claim without every is one SET NX GET
 // PX (decision, unconfirmed event and expiry at once), one with every adds a GET and a SET PX of
-// its limiter, a suppressed one is a GET and a SET NX; Confirm is one SET XX KEEPTTL per event
-// and one ZREM for all; a session's page state is one string (one GET, one SET PX) and each wait
-// it starts one SET PX of its event.
+// its limiter, a suppressed one is a GET and a SET NX; a confirmation is one SET XX KEEPTTL per
+// event and one ZREM for all; a session's page state is one string (one GET, one SET PX) and
+// each wait it starts one SET PX of its event.
 //
-// On a single server an evaluation is one round trip: an SMISMEMBER of the set of sessions with
-// page state asks about the sessions that start no wait, and one call of luaEvaluate (per 500
-// claims or sessions) takes the claims and the sessions that start one; a second round trip
-// sends luaEvaluate the sessions the set named, when there are any. A batch that matches nothing
-// runs no script. Confirm is one round trip with no script. On Redis Cluster every script call
+// On a single server an evaluation is one round trip, the caller's when it queues it there: one
+// call of luaEvaluate (per 500 claims or sessions) takes the claims, the sessions that start a
+// wait, and the other sessions with page events, of which one SMISMEMBER of the set of sessions
+// with page state, inside the call, names the few to follow; the confirmations ConfirmLater kept
+// and the events of the waits started go with it as plain commands. A batch that matches nothing
+// and has no page event to follow (none, or no rule has a dwell) runs no script, and needs no
+// round trip unless writes wait for one. Confirm is one round trip with no script. On Redis Cluster every script call
 // keeps to the keys of one hash tag (a user's, or a session's), all in the same round trip, and
 // there is no set of sessions with page state: each session with page events is a call of its
-// own; when a batch claims or starts anything, one round trip before it lists the claims as
-// unconfirmed and schedules the dwell starts (the set and the schedule are single keys), and the
-// entries of claims that emitted nothing are removed with the engine's next round trip.
+// own; when a batch claims or starts anything, Begin sends a round trip before it that lists the
+// claims as unconfirmed and schedules the dwell starts (the set and the schedule are single
+// keys), and the entries of claims that emitted nothing are removed with the engine's next round
+// trip.
 //
 //	tl:trg:{s:<session>}:page                   string  current page, pending waits, page ends   max dwell + grace + 1h
 //	tl:trg:{s:<session>}:w:<rule>:<pageview>    string  a pending wait's event                   max dwell + grace + 1h

@@ -75,118 +75,6 @@ func groupSessions(pages []pageEvent) [][]pageEvent {
 	return out
 }
 
-// run does the Redis work of an evaluation.
-//
-// On a single server that is one round trip, two when a session with page state has page events
-// in the batch but starts no wait: the first asks the set of sessions with page state about the
-// sessions that start nothing (one SMISMEMBER) and, in the same round trip, sends the claims and
-// the sessions that start a wait to luaEvaluate (usually one call), which lists each emission as
-// unconfirmed and schedules each dwell start atomically with the decision; the second sends the
-// sessions the set named to luaEvaluate. Most actions therefore cost no script work at all, and
-// the sessions of a batch none beyond their share of one SMISMEMBER. (A session's state is
-// created only by the consumer of its actions, Tick only removes it, so asking first loses no
-// event; the set is kept by the scripts, atomically with the states.)
-//
-// On a cluster, where a script keeps to one hash tag and the set cannot be kept, the same round
-// trip holds a call per user with claims and per session with page events; when the batch claims
-// or starts anything, a round trip before it lists every claim as unconfirmed and schedules every
-// dwell start, so that a crash after a decision always leaves a trace a Tick finds. The
-// unconfirmed entries of claims that emitted nothing are removed with the next round trip
-// (deferForget).
-func (e *Engine) run(ctx context.Context, b *batch) ([]messages.IntercomEvent, error) {
-	leaseUntil := e.clock().Add(e.cfg.ClaimLease).UnixMilli()
-	sessions := groupSessions(b.pages)
-	if e.cluster {
-		first := e.newRoundTrip()
-		for _, pe := range b.pages {
-			for _, s := range pe.starts {
-				first.pipe.ZAddNX(ctx, dueKey, redis.Z{Score: float64(s.due), Member: dueMember(pe.session, pe.id, s.rule)})
-			}
-		}
-		if err := e.queueWaitEvents(ctx, first, b.pages); err != nil {
-			return nil, err
-		}
-		if len(b.claims) > 0 || first.pipe.Len() > 0 {
-			// Removals go first: an entry kept for an undecided claim may be listed again now.
-			e.queueForget(ctx, first)
-			e.listUnconfirmed(ctx, first, b.claims, leaseUntil)
-			if err := e.exec(ctx, first, "schedule"); err != nil {
-				return nil, err
-			}
-		}
-	}
-
-	// On a single server only the sessions that start a wait go with the claims; the set of
-	// sessions with page state says which of the others need following.
-	follow, others := sessions, [][]pageEvent(nil)
-	if !e.cluster {
-		follow = make([][]pageEvent, 0, len(sessions))
-		for _, list := range sessions {
-			if startsWait(list) {
-				follow = append(follow, list)
-			} else {
-				others = append(others, list)
-			}
-		}
-	}
-	rt := e.newRoundTrip()
-	e.queueForget(ctx, rt)
-	if !e.cluster {
-		if err := e.queueWaitEvents(ctx, rt, b.pages); err != nil {
-			return nil, err
-		}
-	}
-	var withState *redis.BoolSliceCmd
-	if len(others) > 0 {
-		ids := make([]any, len(others))
-		for i, list := range others {
-			ids[i] = list[0].session
-		}
-		withState = rt.pipe.SMIsMember(ctx, pagesKey, ids...)
-	}
-	calls, err := e.queueEvaluate(ctx, rt, b.claims, follow, leaseUntil)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.exec(ctx, rt, "claim"); err != nil {
-		return nil, err
-	}
-	fired, forget, err := e.readClaims(calls, sourceAction)
-	if err != nil {
-		return nil, err
-	}
-	e.deferForget(forget)
-
-	if withState != nil {
-		var more [][]pageEvent
-		for i, has := range withState.Val() {
-			if has && i < len(others) {
-				more = append(more, others[i])
-			}
-		}
-		if len(more) > 0 {
-			rt := e.newRoundTrip()
-			if _, err := e.queueEvaluate(ctx, rt, nil, more, leaseUntil); err != nil {
-				return nil, err
-			}
-			if err := e.exec(ctx, rt, "pages"); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return fired, nil
-}
-
-// startsWait reports whether one of a session's page events starts a dwell wait.
-func startsWait(list []pageEvent) bool {
-	for i := range list {
-		if len(list[i].starts) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // Separators of appendPageEvents: ASCII record and unit separators, which neither ids (actions
 // with control characters do not trigger) nor JSON (which escapes them) contain.
 const (
@@ -196,7 +84,7 @@ const (
 
 // appendPageEvents appends to buf a session's page events in event-time order for luaEvaluate:
 // "1" when one starts a dwell rule, else "0", then per event its fields, each ended by unitSep,
-// and recordSep. The events of the waits go separately (queueWaitEvents).
+// and recordSep. The events of the waits go separately (waitEvents).
 func appendPageEvents(buf []byte, list []pageEvent) []byte {
 	if !slices.IsSortedFunc(list, comparePageEvents) {
 		slices.SortStableFunc(list, comparePageEvents)
@@ -222,21 +110,35 @@ func appendPageEvents(buf []byte, list []pageEvent) []byte {
 	return buf
 }
 
-// queueWaitEvents queues, as plain commands ahead of the script calls, the SET PX that stores
-// the event of each dwell wait the page events start (luaEvaluate need not carry it). A start
-// the script then finds too old to apply leaves an event no page state names, which expires.
-func (e *Engine) queueWaitEvents(ctx context.Context, rt *roundTrip, pages []pageEvent) error {
+// waitEvent is the event of a dwell wait a pageview starts, stored under its key (waitKey) by a
+// plain SET PX ahead of the script calls (luaEvaluate need not carry it). A start the script then
+// finds too old to apply leaves an event no page state names, which expires.
+type waitEvent struct {
+	key  string
+	body []byte
+}
+
+// waitEvents encodes the events of the dwell waits the page events start.
+func waitEvents(pages []pageEvent) ([]waitEvent, error) {
+	var waits []waitEvent
 	for i := range pages {
 		pe := &pages[i]
 		for _, s := range pe.starts {
 			body, err := messages.Marshal(s.event)
 			if err != nil {
-				return fmt.Errorf("triggers: encode event: %w", err)
+				return nil, fmt.Errorf("triggers: encode event: %w", err)
 			}
-			rt.pipe.Set(ctx, waitKey(pe.session, s.rule, pe.id), body, e.pageTTL)
+			waits = append(waits, waitEvent{key: waitKey(pe.session, s.rule, pe.id), body: body})
 		}
 	}
-	return nil
+	return waits, nil
+}
+
+// queueWaitEvents queues the SET PX of each wait's event.
+func (e *Engine) queueWaitEvents(ctx context.Context, pipe redis.Pipeliner, waits []waitEvent) {
+	for _, w := range waits {
+		pipe.Set(ctx, w.key, w.body, e.pageTTL)
+	}
 }
 
 func comparePageEvents(a, b pageEvent) int { return cmp.Compare(a.ms, b.ms) }
@@ -312,17 +214,18 @@ func (e *Engine) tickDwell(ctx context.Context, cutoff int64, members []string) 
 		leaseUntil := e.clock().Add(e.cfg.ClaimLease).UnixMilli()
 		if e.cluster {
 			listed := e.newRoundTrip()
-			e.queueForget(ctx, listed)
+			e.carryDeferred(ctx, listed)
 			e.listUnconfirmed(ctx, listed, claims, leaseUntil)
 			if err := e.exec(ctx, listed, "schedule"); err != nil {
 				return nil, err
 			}
 		}
-		rt := e.newRoundTrip()
-		calls, err := e.queueEvaluate(ctx, rt, claims, nil, leaseUntil)
+		calls, err := e.prepareEvaluate(claims, nil, leaseUntil)
 		if err != nil {
 			return nil, err
 		}
+		rt := e.newRoundTrip()
+		queueCalls(ctx, rt, calls)
 		if err := e.exec(ctx, rt, "claim"); err != nil {
 			return nil, err
 		}

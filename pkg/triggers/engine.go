@@ -118,14 +118,21 @@ func cleanID(id string) string {
 type Input struct {
 	Action messages.ProductAction
 	User   User
+	// RawProperties, when Action.Properties is nil, are the action's properties as a JSON object
+	// of strings (as ingest writes them on product.actions). The engine decodes them, at most
+	// once, only when the action meets every other condition of a rule that reads properties
+	// (property conditions or metadata). Undecodable, the action is evaluated as having none,
+	// and counted.
+	RawProperties []byte
 }
 
 // Engine evaluates trigger rules on product actions and follows pages for dwell rules, with
 // its state in Redis so that any number of replicas share it. It is safe for concurrent use.
 //
-// Delivery: Evaluate, EvaluateBatch and Tick return each event once; the caller produces it and
-// then calls Confirm. An event not confirmed within the claim lease (the produce failed, or the
-// process died) is returned again by a later Tick, on any replica.
+// Delivery: Evaluate, EvaluateBatch, Evaluation.Finish and Tick return each event once; the
+// caller produces it and then calls Confirm or ConfirmLater. An event not confirmed within the
+// claim lease (the produce failed, or the process died) is returned again by a later Tick, on any
+// replica.
 type Engine struct {
 	rules      []compiledRule
 	candidates map[string]*ruleIndex // PostHog event name → rules that may match it
@@ -144,15 +151,16 @@ type Engine struct {
 
 	newest atomic.Int64 // newest action event time seen, Unix ms
 
-	forgetMu sync.Mutex
-	forget   []any // cluster: unconfirmed entries to remove with the next round trip
+	deferredMu sync.Mutex
+	deferred   deferred // writes for the engine's next round trip
 }
 
 type compiledRule struct {
 	Rule
-	everyMs   int64
-	everySpec string // everyMs in decimal, as luaEvaluate takes it
-	counters  ruleCounters
+	everyMs         int64
+	everySpec       string // everyMs in decimal, as luaEvaluate takes it
+	readsProperties bool   // property conditions or metadata
+	counters        ruleCounters
 }
 
 // Option adjusts an Engine.
@@ -191,7 +199,9 @@ func NewEngine(rules *Rules, rdb redis.UniversalClient, log *zap.Logger, reg pro
 	var anyEvent []int
 	for i, r := range rules.Triggers {
 		e.rules = append(e.rules, compiledRule{Rule: r, everyMs: r.Every.Milliseconds(),
-			everySpec: strconv.FormatInt(r.Every.Milliseconds(), 10), counters: e.metrics.forRule(r.Name)})
+			everySpec:       strconv.FormatInt(r.Every.Milliseconds(), 10),
+			readsProperties: len(r.When.Properties) > 0 || len(r.Metadata) > 0,
+			counters:        e.metrics.forRule(r.Name)})
 		e.byName[r.Name] = i
 		if len(r.When.Events) == 0 {
 			anyEvent = append(anyEvent, i)
@@ -240,24 +250,44 @@ func (e *Engine) Evaluate(ctx context.Context, pa messages.ProductAction, user U
 // replicas. Dwell rules emit nothing here: their pageview starts a wait that Tick decides.
 // Anonymous users emit nothing and are counted; so does a user known by an email hash only
 // unless RememberContact gave the hash a contact, whose ids the event then carries (resolved in
-// the same script call that claims it). The Redis work of the batch is one round trip, none when
-// nothing matches and no rule has a dwell; two when a session with pending dwell waits has page
-// events in the batch but starts none, or, on a cluster, when something matches.
+// the same script call that claims it). The Redis work of the batch is one round trip: none when
+// Begin finds no Redis work, two on a cluster when the batch claims or starts anything. It is
+// Begin and Finish: a caller with a round trip of its own to send uses those, and
+// Evaluation.Queue, instead.
 //
 // On error nothing is lost: events already claimed are returned again by Tick after the lease.
 func (e *Engine) EvaluateBatch(ctx context.Context, inputs []Input) ([]messages.IntercomEvent, error) {
+	ev, err := e.Begin(ctx, inputs)
+	if err != nil {
+		return nil, err
+	}
+	return ev.Finish(ctx)
+}
+
+// match matches the actions against the rules in memory and returns the Redis work they need.
+func (e *Engine) match(inputs []Input) batch {
 	e.metrics.actions.Add(float64(len(inputs)))
 	var b batch
 	var starts []pageStart
 	var newest int64
+	var decoded messages.ProductAction // the action whose raw properties were decoded
 	for i := range inputs {
 		pa := &inputs[i].Action
 		ms, valid := eventMillis(pa)
 		newest = max(newest, ms)
 		starts = starts[:0]
+		undecoded := pa.Properties == nil && len(inputs[i].RawProperties) > 0
 		for _, ri := range e.candidatesFor(pa.Action.Event, pa.Action.Kind) {
 			r := &e.rules[ri]
-			if !r.When.Matches(pa) {
+			if !r.When.matchesAction(pa) {
+				continue
+			}
+			if undecoded && r.readsProperties {
+				decoded = *pa
+				decoded.Properties = e.decodeProperties(&inputs[i])
+				pa, undecoded = &decoded, false
+			}
+			if !r.When.matchesProperties(pa.Properties) {
 				continue
 			}
 			r.counters.matched.Inc()
@@ -282,10 +312,20 @@ func (e *Engine) EvaluateBatch(ctx context.Context, inputs []Input) ([]messages.
 		}
 	}
 	e.sawEventTime(newest)
-	if len(b.claims) == 0 && len(b.pages) == 0 {
-		return nil, nil
+	return b
+}
+
+// decodeProperties decodes an input's raw properties: nil, counted and logged, when they are not
+// a JSON object of strings.
+func (e *Engine) decodeProperties(in *Input) map[string]string {
+	var props map[string]string
+	if err := messages.Unmarshal(in.RawProperties, &props); err != nil {
+		e.metrics.invalidProperties.Inc()
+		e.log.Debug("triggers: action properties undecodable; evaluated as having none",
+			zap.String("action_id", in.Action.Action.ActionID), zap.Error(err))
+		return nil
 	}
-	return e.run(ctx, &b)
+	return props
 }
 
 // sawEventTime raises the newest event time seen to ms.
@@ -305,14 +345,15 @@ func (e *Engine) sawEventTime(ms int64) {
 // the grace of its threshold while the user is still there; pass NewestEventTime (or the
 // consumer's own event-time watermark) while it replays or catches up, so a page whose end is
 // still in the backlog is not taken for one the user never left. Call it every second or so, on
-// any number of replicas: each event is returned by one of them.
+// any number of replicas: each event is returned by one of them. Its first round trip carries
+// the writes deferred to the engine's next one (ConfirmLater's among them).
 //
 // On error nothing is lost: what was claimed is returned again after the lease.
 func (e *Engine) Tick(ctx context.Context, now time.Time) ([]messages.IntercomEvent, error) {
 	wall := e.clock()
 	cutoff := now.Add(-e.cfg.DwellGrace).UnixMilli()
 	rt := e.newRoundTrip()
-	e.queueForget(ctx, rt)
+	e.carryDeferred(ctx, rt) // ahead of the read: a confirmed event is never emitted again
 	var due *redis.StringSliceCmd
 	if e.hasDwell {
 		due = rt.pipe.ZRangeByScore(ctx, dueKey, &redis.ZRangeBy{

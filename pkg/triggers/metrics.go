@@ -31,13 +31,14 @@ const (
 
 // metrics are the trigger engine's Prometheus collectors.
 type metrics struct {
-	actions       prometheus.Counter
-	matched       *prometheus.CounterVec
-	emitted       *prometheus.CounterVec
-	skipped       *prometheus.CounterVec
-	metadataDrops *prometheus.CounterVec
-	gaveUp        *prometheus.CounterVec
-	redisErrors   *prometheus.CounterVec
+	actions           prometheus.Counter
+	invalidProperties prometheus.Counter
+	matched           *prometheus.CounterVec
+	emitted           *prometheus.CounterVec
+	skipped           *prometheus.CounterVec
+	metadataDrops     *prometheus.CounterVec
+	gaveUp            *prometheus.CounterVec
+	redisErrors       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, log *zap.Logger) *metrics {
@@ -45,6 +46,10 @@ func newMetrics(reg prometheus.Registerer, log *zap.Logger) *metrics {
 		actions: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "threadline", Subsystem: "triggers", Name: "actions_total",
 			Help: "Product actions evaluated against the trigger rules.",
+		}),
+		invalidProperties: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "threadline", Subsystem: "triggers", Name: "invalid_properties_total",
+			Help: "Actions whose raw properties were not a JSON object of strings, evaluated as having none.",
 		}),
 		matched: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "threadline", Subsystem: "triggers", Name: "matched_total",
@@ -75,6 +80,7 @@ func newMetrics(reg prometheus.Registerer, log *zap.Logger) *metrics {
 		return m
 	}
 	m.actions = register(reg, log, m.actions)
+	m.invalidProperties = register(reg, log, m.invalidProperties)
 	m.matched = register(reg, log, m.matched)
 	m.emitted = register(reg, log, m.emitted)
 	m.skipped = register(reg, log, m.skipped)

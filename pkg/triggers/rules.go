@@ -87,6 +87,11 @@ func (r *Rule) Matches(pa *messages.ProductAction) bool { return r.When.Matches(
 
 // Matches reports whether the action meets every condition.
 func (c *Condition) Matches(pa *messages.ProductAction) bool {
+	return c.matchesAction(pa) && c.matchesProperties(pa.Properties)
+}
+
+// matchesAction reports whether the action meets every condition but those on properties.
+func (c *Condition) matchesAction(pa *messages.ProductAction) bool {
 	a := &pa.Action
 	if len(c.Events) > 0 && !slices.Contains(c.Events, a.Event) {
 		return false
@@ -103,11 +108,13 @@ func (c *Condition) Matches(pa *messages.ProductAction) bool {
 	if c.URLContains != "" && !strings.Contains(a.Path, c.URLContains) {
 		return false
 	}
-	if c.Page != "" && !strings.EqualFold(a.Page, c.Page) {
-		return false
-	}
+	return c.Page == "" || strings.EqualFold(a.Page, c.Page)
+}
+
+// matchesProperties reports whether the properties meet every condition on them.
+func (c *Condition) matchesProperties(props map[string]string) bool {
 	for name, values := range c.Properties {
-		v, ok := pa.Properties[name]
+		v, ok := props[name]
 		if !ok || !slices.ContainsFunc(values, func(want string) bool { return strings.EqualFold(v, want) }) {
 			return false
 		}

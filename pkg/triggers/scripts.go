@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -49,39 +50,44 @@ const (
 // the unconfirmed set (one ZADD for all); on a cluster the caller listed every claim there
 // beforehand.
 //
-// Pages: each session given is read (one GET of its page state) and, when an event changed it,
-// written (one SET PX), however many events it has; the caller stores the event of each dwell
-// rule a pageview starts (waitKey) with plain commands ahead of the call. A page event newer than the newest ends the current page and, if a
+// Pages: the caller sends every session with page events and stores the event of each dwell
+// rule a pageview starts (waitKey) with plain commands ahead of the call. A session followed is
+// read (one GET of its page state) and, when an event changed it, written (one SET PX), however
+// many events it has. A page event newer than the newest ends the current page and, if a
 // pageview, opens its own; an older one, or a repeat of the current pageview, changes nothing.
 // Only a pageview that starts dwell rules creates the state, and Tick deletes it once nothing is
-// pending, so most sessions have none; on a single server the caller sends only the sessions
-// that start a wait or that the set of sessions with page state names, and the call keeps that
-// set (SADD of the sessions whose state it created, SREM of those named but whose state expired,
-// one PEXPIRE) and schedules the starts in the due set (one ZADD for all); on a cluster the
-// caller sends every session with page events, each in a call of its own, and scheduled the
-// starts beforehand.
+// pending, so most sessions have none. On a single server the caller sends the sessions that
+// start a wait to be followed, and asks about the others: one SMISMEMBER of the set of sessions
+// with page state tells which of them have some, and only those are followed (the others cost
+// the script nothing but their share of that call); the call keeps the set (SADD of the sessions
+// whose state it created, SREM of those named but whose state expired, one PEXPIRE) and
+// schedules the starts in the due set (one ZADD for all). On a cluster, where there is no set,
+// each session is a call of its own that follows it, and the caller scheduled the starts
+// beforehand.
 //
 // KEYS: per claim its marker, then its limiter when the rule has every, then its contact when it
-// resolves one; then per session its page state; then, on a single server, the unconfirmed set,
-// the due set and the set of sessions with page state.
-// ARGV: n_claims, n_sessions, lease_until_ms, marker_ttl_ms, page_ttl_ms, "1" when the last three
-// keys are the sets; then per claim: every ms ("r" before it to resolve the user's contact), event
-// ms, and the value of its unconfirmed marker (built by the caller, so that no event passes
-// through Lua strings), or for a claim that resolves a contact the event JSON; then per session
-// its page events: "1" when some event starts a dwell rule, else "0", then its page events in
+// resolves one; then the page state of each session followed, then of each session asked about;
+// then, on a single server, the unconfirmed set, the due set and the set of sessions with page
+// state.
+// ARGV: n_claims, n_followed, n_asked, lease_until_ms, marker_ttl_ms, page_ttl_ms, "1" when the
+// last three keys are the sets; then per claim: every ms ("r" before it to resolve the user's
+// contact), event ms, and the value of its unconfirmed marker (built by the caller, so that no
+// event passes through Lua strings), or for a claim that resolves a contact the event JSON; then
+// the page events of each session followed; then each session asked about, then its page events.
+// A session's page events are "1" when one starts a dwell rule, else "0", then the events in
 // event-time order, each ended by RS, with fields ended by US: action id, event ms, "v"
 // (pageview) or "l" (pageleave), then per rule it starts: rule, due ms, due-set member. (Ids with
 // control characters never get here.)
 // Returns per claim: "fire" (resolved: "fire", US, external id, US, contact id), "limited",
 // "unknown" or "dup:<state>".
 const luaEvaluate = `
-local nc, ns = tonumber(ARGV[1]), tonumber(ARGV[2])
-local lease, ttl, pttl = ARGV[3], ARGV[4], ARGV[5]
+local nc, nr, na = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local lease, ttl, pttl = ARGV[4], ARGV[5], ARGV[6]
 local uk, dk, pk = nil, nil, nil
-if ARGV[6] == '1' then uk, dk, pk = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS] end
+if ARGV[7] == '1' then uk, dk, pk = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS] end
 local out = {}
 local listed = {}
-local k, a = 1, 6
+local k, a = 1, 7
 for i = 1, nc do
   local spec, t, ev = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
   a = a + 3
@@ -122,13 +128,13 @@ for i = 1, nc do
   end
 end
 if uk and #listed > 0 then redis.call('ZADD', uk, unpack(listed)) end
-if ns == 0 then return out end
+if nr + na == 0 then return out end
 
 local due, added, stale = {}, {}, {}
 local wroteAny = false
-for s = 1, ns do
-  local key, events = KEYS[k], ARGV[a + s]
-  k = k + 1
+-- follow applies a session's page events to its page state; named: the set of sessions with
+-- page state named it.
+local function follow(key, events, named)
   local st = redis.call('GET', key)
   local curid, curt, curp, body = '', nil, false, ''
   if st then
@@ -137,8 +143,8 @@ for s = 1, ns do
     local u2 = string.find(st, '\31', u1 + 1, true)
     curid, curt, curp = string.sub(st, 1, u1 - 1), tonumber(string.sub(st, u1 + 1, u2 - 1)), string.sub(st, u2 + 1, h - 1) == '1'
     body = string.sub(st, h)
-  elseif pk and string.byte(events, 1) ~= 49 then
-    stale[#stale + 1] = string.sub(key, 11, -7) -- named by the set, but its state expired
+  elseif named then
+    stale[#stale + 1] = string.sub(key, 11, -7) -- its state expired
   end
   if st or string.byte(events, 1) == 49 then
     local add = {}
@@ -180,6 +186,13 @@ for s = 1, ns do
       wroteAny = true
       if pk and not st then added[#added + 1] = string.sub(key, 11, -7) end
     end
+  end
+end
+for s = 1, nr do follow(KEYS[k + s - 1], ARGV[a + s], false) end
+if na > 0 then
+  local named = redis.call('SMISMEMBER', pk, unpack(ARGV, a + nr + 1, a + nr + na))
+  for i = 1, na do
+    if named[i] == 1 then follow(KEYS[k + nr + i - 1], ARGV[a + nr + na + i], true) end
   end
 end
 if pk then
@@ -386,65 +399,112 @@ type scriptCall struct {
 	cmd    *redis.Cmd
 }
 
-// roundTrip collects the commands and script calls of one pipelined round trip.
+// roundTrip collects the commands and script calls of one pipelined round trip: a pipeline of
+// the engine's own, or a caller's that also carries the caller's commands (Evaluation.Queue).
 type roundTrip struct {
-	pipe  redis.Pipeliner
-	calls []*scriptCall
+	pipe     redis.Pipeliner
+	from     int           // how many commands the pipeline held before this round trip's
+	cmds     []redis.Cmder // this round trip's commands, once queued (see sent)
+	calls    []*scriptCall
+	deferred deferred // the engine's deferred writes it carries, kept again when it fails
 }
 
 func (e *Engine) newRoundTrip() *roundTrip { return &roundTrip{pipe: e.rdb.Pipeline()} }
 
+// roundTripOn starts a round trip in a caller's pipeline, after the commands it holds.
+func roundTripOn(pipe redis.Pipeliner) *roundTrip {
+	return &roundTrip{pipe: pipe, from: pipe.Len()}
+}
+
 // eval queues a script call (EVALSHA).
 func (rt *roundTrip) eval(ctx context.Context, s *redis.Script, keys []string, args ...any) *scriptCall {
 	c := &scriptCall{script: s, keys: keys, args: args}
-	c.cmd = s.EvalSha(ctx, rt.pipe, keys, args...)
-	rt.calls = append(rt.calls, c)
+	rt.run(ctx, c)
 	return c
 }
 
-// exec sends the round trip, loads the scripts a server does not know yet (after a restart or
-// on a new cluster node) and runs those calls again, then returns the first error other than
-// redis.Nil, wrapped with op. Calls that failed with NOSCRIPT never ran, so running them again
-// is safe.
+// run queues a prepared script call (EVALSHA), replacing the command of an earlier queueing.
+func (rt *roundTrip) run(ctx context.Context, c *scriptCall) {
+	c.cmd = c.script.EvalSha(ctx, rt.pipe, c.keys, c.args...)
+	rt.calls = append(rt.calls, c)
+}
+
+// sent records the commands queued since the round trip started, the ones complete checks;
+// call it once everything is queued, before the pipeline is executed.
+func (rt *roundTrip) sent() {
+	rt.cmds = slices.Clone(rt.pipe.Cmds()[rt.from:])
+}
+
+// exec sends a round trip of the engine's own and completes it (see complete).
 func (e *Engine) exec(ctx context.Context, rt *roundTrip, op string) error {
 	if rt.pipe.Len() == 0 {
 		return nil
 	}
-	cmds, _ := rt.pipe.Exec(ctx) // errors are read from each command
+	rt.sent()
+	_, _ = rt.pipe.Exec(ctx) // errors are read from each command
+	return e.complete(ctx, rt, op)
+}
+
+// complete finishes a round trip once its pipeline was executed: it loads the scripts a server
+// does not know yet (after a restart, a SCRIPT FLUSH or on a new cluster node) and runs those
+// calls again in a round trip of its own, then returns the first error other than redis.Nil of
+// the round trip's own commands (never of a caller's), wrapped with op. Calls that failed with
+// NOSCRIPT never ran, so running them again is safe. On error the deferred writes the round trip
+// carried are kept for the next one.
+func (e *Engine) complete(ctx context.Context, rt *roundTrip, op string) error {
+	err := e.rerunUnknownScripts(ctx, rt)
+	if err == nil {
+		err = firstError(rt)
+	}
+	if err != nil {
+		e.metrics.redisErrors.WithLabelValues(op).Inc()
+		e.keepDeferred(rt.deferred)
+		return fmt.Errorf("triggers: %s: %w", op, err)
+	}
+	return nil
+}
+
+// rerunUnknownScripts loads the scripts of the calls that failed with NOSCRIPT and runs those
+// calls again, in one round trip.
+func (e *Engine) rerunUnknownScripts(ctx context.Context, rt *roundTrip) error {
 	var retry []*scriptCall
 	for _, c := range rt.calls {
 		if isNoScript(c.cmd.Err()) {
 			retry = append(retry, c)
 		}
 	}
-	if len(retry) > 0 {
-		loaded := map[*redis.Script]bool{}
-		for _, c := range retry {
-			if loaded[c.script] {
-				continue
-			}
-			loaded[c.script] = true
-			if err := c.script.Load(ctx, e.rdb).Err(); err != nil {
-				e.metrics.redisErrors.WithLabelValues(op).Inc()
-				return fmt.Errorf("triggers: %s: load script: %w", op, err)
-			}
-		}
-		again := e.rdb.Pipeline()
-		for _, c := range retry {
-			c.cmd = c.script.EvalSha(ctx, again, c.keys, c.args...)
-		}
-		_, _ = again.Exec(ctx)
+	if len(retry) == 0 {
+		return nil
 	}
+	loaded := map[*redis.Script]bool{}
+	for _, c := range retry {
+		if loaded[c.script] {
+			continue
+		}
+		loaded[c.script] = true
+		if err := c.script.Load(ctx, e.rdb).Err(); err != nil {
+			return fmt.Errorf("load script: %w", err)
+		}
+	}
+	again := e.rdb.Pipeline()
+	for _, c := range retry {
+		c.cmd = c.script.EvalSha(ctx, again, c.keys, c.args...)
+	}
+	_, _ = again.Exec(ctx)
+	return nil
+}
+
+// firstError is the first error other than redis.Nil of the round trip's script calls, then of
+// its other commands (the NOSCRIPT of a call run again aside).
+func firstError(rt *roundTrip) error {
 	for _, c := range rt.calls {
 		if err := c.cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
-			e.metrics.redisErrors.WithLabelValues(op).Inc()
-			return fmt.Errorf("triggers: %s: %w", op, err)
+			return err
 		}
 	}
-	for _, c := range cmds {
+	for _, c := range rt.cmds {
 		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) && !isNoScript(err) {
-			e.metrics.redisErrors.WithLabelValues(op).Inc()
-			return fmt.Errorf("triggers: %s: %w", op, err)
+			return err
 		}
 	}
 	return nil
