@@ -48,6 +48,11 @@ func (r *Results) PipelineRows() []Row {
 	}
 	rows = append(rows, r.latencyRows()...)
 	rows = append(rows, r.directRows()...)
+	for _, m := range r.Micro {
+		if strings.HasSuffix(m.Package, "/linker") && strings.HasPrefix(m.Name, "RuleCost/") {
+			rows = append(rows, ruleCostRow(m))
+		}
+	}
 	for _, svc := range sortedServices(r.PeakRSS) {
 		rss := r.PeakRSS[svc]
 		rows = append(rows, Row{
@@ -77,13 +82,14 @@ func (r *Results) throughputRows() []Row {
 	})
 	jsonRate := r.JSON.EventsPerCPUSecond()
 	rows = append(rows, Row{
-		Figure:   "ingest events per CPU-second of its process",
+		Figure:   "ingest events per CPU-second of its process (Kafka and capture included)",
 		Measured: fmtInt(t.Ingest.PerCPUSecond()),
 		Limit:    fmt.Sprintf("encoding/json parse of the same events into map[string]any: %s events per CPU-second", fmtInt(jsonRate)),
 		Ratio:    ratio(t.Ingest.PerCPUSecond(), jsonRate),
-		Target:   "normalise ≥ " + fmtInt(TargetNormalizePerCoreSec) + "/s/core",
-		Meets:    meets(t.Ingest.PerCPUSecond() >= TargetNormalizePerCoreSec),
 	})
+	if row, ok := r.normaliseRow(); ok {
+		rows = append(rows, row)
+	}
 	set, _ := r.Redis.Find("SET")
 	rows = append(rows, Row{
 		Figure:   "linker actions/s (backlog of " + fmtInt(float64(t.Actions)) + " product.actions)",
@@ -263,6 +269,38 @@ func (r *Results) MicroRows() []Row {
 		rows = append(rows, Row{Figure: "trigger rules' cost per action (linker BenchmarkRuleCost)", Measured: "not in this run"})
 	}
 	return rows
+}
+
+// normaliseRow is the slowest shape of BenchmarkNormalize (decode and phrase on one core, per
+// CPU-second) beside encoding/json on the same bytes, with the target every shape must meet.
+func (r *Results) normaliseRow() (Row, bool) {
+	var slowest MicroResult
+	slowestRate, shapes := 0.0, 0
+	for _, m := range r.Micro {
+		if !strings.HasSuffix(m.Package, "/pkg/phrasing") || !strings.HasPrefix(m.Name, "Normalize/") {
+			continue
+		}
+		rate, ok := m.Metric("events/cpu-s")
+		if !ok {
+			continue
+		}
+		if shapes++; shapes == 1 || rate < slowestRate {
+			slowest, slowestRate = m, rate
+		}
+	}
+	if shapes == 0 {
+		return Row{}, false
+	}
+	base, _ := slowest.Metric("json-events/cpu-s")
+	return Row{
+		Figure: fmt.Sprintf("normalise events per CPU-second, the slowest of %d shapes: %s (pkg/phrasing BenchmarkNormalize, one core)",
+			shapes, strings.TrimPrefix(slowest.Name, "Normalize/")),
+		Measured: fmtInt(slowestRate),
+		Limit:    fmt.Sprintf("encoding/json of the same bytes into map[string]any: %s", fmtInt(base)),
+		Ratio:    ratio(slowestRate, base),
+		Target:   "≥ " + fmtInt(TargetNormalizePerCoreSec) + "/s/core, every shape",
+		Meets:    meets(slowestRate >= TargetNormalizePerCoreSec),
+	}, true
 }
 
 // ruleCostRow is what turning the 20 benchmark trigger rules on costs the linker per action

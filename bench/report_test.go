@@ -93,7 +93,10 @@ func TestPipelineRowsSetEachFigureBesideItsLimit(t *testing.T) {
 		limitMentions, targetIs string
 	}{
 		{"ingest events/s", "10,000", "0.25", "no", "40,000 records/s", "≥ 60,000"},
-		{"ingest events per CPU-second", "20,000", "0.40", "no", "50,000 events per CPU-second", "normalise ≥ 100,000/s/core"},
+		{"ingest events per CPU-second", "20,000", "0.40", "", "50,000 events per CPU-second", ""},
+		// the sample's only shape, 34,950 per CPU-second beside encoding/json's 33,686
+		{"normalise events per CPU-second, the slowest of 1 shapes: events_plugin_ingestion", "34,950", "1.04", "no", "33,686", "≥ 100,000/s/core, every shape"},
+		{"trigger rules' cost per action, 20 rules, matching=2%", "640ns", "0.04", "yes", "16.02µs", "≤ 5% of the linker's cost per action"},
 		{"linker actions/s", "5,000", "0.03", "no", "200,000 requests/s", "≥ 50,000"},
 		{"linker actions per CPU-second", "25,000", "0.50", "", "50,000 requests/s", ""},
 		{"notewriter calls per action, backlog", "0.100", "0.50", "yes", "target", "≤ 0.2"},
