@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -112,7 +111,7 @@ func benchmarkActions(b *testing.B, linked bool) {
 	}
 	handleRound(-1) // warm up: scripts loaded, sessions known to be linked
 	out.records.Store(0)
-	cpuBefore, err := redisCPU(ctx, rdb)
+	cpuBefore, err := cputime.Redis(ctx, rdb)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -133,7 +132,7 @@ func benchmarkActions(b *testing.B, linked bool) {
 		b.Fatalf("%d conversation.actions records for %d actions (linked: %v)", got, handled, linked)
 	}
 	actionsPerSec := float64(handled) / b.Elapsed().Seconds()
-	cpuAfter, err := redisCPU(ctx, rdb)
+	cpuAfter, err := cputime.Redis(ctx, rdb)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -157,33 +156,6 @@ func benchmarkActions(b *testing.B, linked bool) {
 	b.ReportMetric(rates["SET"], "redis-SET/s")
 	b.ReportMetric(rates["GET"], "redis-GET/s")
 	b.ReportMetric(actionsPerSec/rates["SET"], "actions/SET")
-}
-
-// redisCPU is the CPU time the redis-server process has used (INFO cpu: used_cpu_user plus
-// used_cpu_sys). Unlike wall time it does not grow when other processes take the cores.
-func redisCPU(ctx context.Context, rdb redis.UniversalClient) (time.Duration, error) {
-	info, err := rdb.Info(ctx, "cpu").Result()
-	if err != nil {
-		return 0, fmt.Errorf("INFO cpu: %w", err)
-	}
-	var seconds float64
-	found := 0
-	for _, line := range strings.Split(info, "\n") {
-		name, value, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || (name != "used_cpu_user" && name != "used_cpu_sys") {
-			continue
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			return 0, fmt.Errorf("INFO cpu line %q: %w", line, err)
-		}
-		seconds += v
-		found++
-	}
-	if found != 2 {
-		return 0, fmt.Errorf("INFO cpu lacks used_cpu_user or used_cpu_sys: %q", info)
-	}
-	return time.Duration(seconds * float64(time.Second)), nil
 }
 
 // runRedisBenchmark runs redis-benchmark's SET and GET tests, pipelined 16 deep, against

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"slices"
 	"testing"
 	"time"
 
@@ -89,15 +88,24 @@ func benchmarkRuleCost(b *testing.B, matchEvery int) {
 		}
 		return recs
 	}
-	var plainCPU, rulesCPU, tickCPU cpuUsage
-	// handle hands the next batch to l and adds its cost to into.
-	handle := func(l *Linker, into *cpuUsage) {
-		recs := records()
-		m := startCPUMeter(b, ctx, rdb)
-		if err := l.Handle(ctx, recs); err != nil {
+	meter, err := cputime.NewMeter(ctx, rdb)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var plainCPU, rulesCPU, tickCPU cputime.Usage
+	measure := func(into *cputime.Usage, phase func() error) {
+		var failed error
+		if err := meter.Measure(ctx, into, func() { failed = phase() }); err != nil {
 			b.Fatal(err)
 		}
-		m.stop(b, ctx, into)
+		if failed != nil {
+			b.Fatal(failed)
+		}
+	}
+	// handle hands the next batch to l and adds its cost to into.
+	handle := func(l *Linker, into *cputime.Usage) {
+		recs := records()
+		measure(into, func() error { return l.Handle(ctx, recs) })
 	}
 	// round handles one batch without rules and one with them, in turn first (so neither is
 	// always the one a collection of the other's garbage lands in), then ticks.
@@ -111,32 +119,25 @@ func benchmarkRuleCost(b *testing.B, matchEvery int) {
 			handle(withRules, &rulesCPU)
 			handle(plain, &plainCPU)
 		}
-		m := startCPUMeter(b, ctx, rdb)
-		evs, err := engine.Tick(ctx, engine.NewestEventTime())
-		if err == nil {
-			err = withRules.emit(ctx, evs)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		m.stop(b, ctx, &tickCPU)
+		measure(&tickCPU, func() error {
+			evs, err := engine.Tick(ctx, engine.NewestEventTime())
+			if err != nil {
+				return err
+			}
+			return withRules.emit(ctx, evs)
+		})
 	}
 	// Warm up, unmeasured: the scripts get loaded, and pending dwell waits, suppressing limiters
 	// and decided markers build up as in service (a wait is decided 7 batches after it starts).
 	for range 10 {
 		round()
 	}
-	plainCPU, rulesCPU, tickCPU = cpuUsage{}, cpuUsage{}, cpuUsage{}
+	plainCPU, rulesCPU, tickCPU = cputime.Usage{}, cputime.Usage{}, cputime.Usage{}
 	before := out.records.Load()
-	bias := cpuMeterBias(b, ctx, rdb)
 	rounds := 0
 	for b.Loop() {
 		round()
 		rounds++
-	}
-	for _, u := range []*cpuUsage{&plainCPU, &rulesCPU, &tickCPU} {
-		u.process = max(0, u.process-time.Duration(rounds)*bias.process)
-		u.server = max(0, u.server-time.Duration(rounds)*bias.server)
 	}
 	produced := out.records.Load() - before
 	events := produced - int64(2*rounds*len(actions)) // the rest is conversation.actions, one per action
@@ -144,68 +145,13 @@ func benchmarkRuleCost(b *testing.B, matchEvery int) {
 		b.Fatalf("the rules emitted nothing (%d records produced in %d rounds)", produced, rounds)
 	}
 	perAction := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(rounds*len(actions)) }
-	linker := perAction(plainCPU.total())
-	extra := perAction(rulesCPU.total()) - linker
+	linker := perAction(plainCPU.Total())
+	extra := perAction(rulesCPU.Total()) - linker
 	b.ReportMetric(linker, "linker-ns/action")
 	b.ReportMetric(extra, "rules-ns/action")
 	b.ReportMetric(100*extra/linker, "%-of-linker")
-	b.ReportMetric(perAction(rulesCPU.process)-perAction(plainCPU.process), "rules-process-ns/action")
-	b.ReportMetric(perAction(rulesCPU.server)-perAction(plainCPU.server), "rules-redis-ns/action")
-	b.ReportMetric(float64(tickCPU.total().Microseconds())/float64(rounds), "tick-cpu-µs")
+	b.ReportMetric(perAction(rulesCPU.Process)-perAction(plainCPU.Process), "rules-process-ns/action")
+	b.ReportMetric(perAction(rulesCPU.Redis)-perAction(plainCPU.Redis), "rules-redis-ns/action")
+	b.ReportMetric(float64(tickCPU.Total().Microseconds())/float64(rounds), "tick-cpu-µs")
 	b.ReportMetric(float64(events)/float64(rounds), "events/batch")
-}
-
-// cpuUsage adds up the CPU time of measured phases: this process's and the redis-server's.
-type cpuUsage struct{ process, server time.Duration }
-
-func (u cpuUsage) total() time.Duration { return u.process + u.server }
-
-// cpuMeter measures one phase: startCPUMeter, the work, stop.
-type cpuMeter struct {
-	rdb             redis.UniversalClient
-	process, server time.Duration
-}
-
-func startCPUMeter(b *testing.B, ctx context.Context, rdb redis.UniversalClient) cpuMeter {
-	b.Helper()
-	server, err := redisCPU(ctx, rdb)
-	if err != nil {
-		b.Fatal(err)
-	}
-	process, ok := cputime.Process()
-	if !ok {
-		b.Fatal("the process's CPU time is unknown on this platform")
-	}
-	return cpuMeter{rdb: rdb, process: process, server: server}
-}
-
-func (m cpuMeter) stop(b *testing.B, ctx context.Context, into *cpuUsage) {
-	b.Helper()
-	process, _ := cputime.Process()
-	server, err := redisCPU(ctx, m.rdb)
-	if err != nil {
-		b.Fatal(err)
-	}
-	into.process += process - m.process
-	into.server += server - m.server
-}
-
-// cpuMeterBias is what measuring a phase costs by itself (mostly the redis-server's INFO and its
-// round trip), the median of phases with nothing in them, to take off each phase measured.
-func cpuMeterBias(b *testing.B, ctx context.Context, rdb redis.UniversalClient) cpuUsage {
-	b.Helper()
-	const samples = 51
-	process, server := make([]time.Duration, samples), make([]time.Duration, samples)
-	for i := range samples {
-		var u cpuUsage
-		startCPUMeter(b, ctx, rdb).stop(b, ctx, &u)
-		process[i], server[i] = u.process, u.server
-	}
-	return cpuUsage{process: medianOf(process), server: medianOf(server)}
-}
-
-func medianOf(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
