@@ -14,6 +14,7 @@ BenchmarkRuleCost/matching=2%-2   	      40	  21840122 ns/op	         4.000 %-of
 BenchmarkRuleCost/matching=10%-2  	      40	  23840122 ns/op	         9.000 %-of-linker	        25.00 events/batch	     16000 linker-ns/action	      1440 rules-ns/action	       900.0 rules-process-ns/action	       540.0 rules-redis-ns/action	       805.0 tick-cpu-µs	 2403952 B/op	   27604 allocs/op
 pkg: github.com/threadline/threadline/pkg/triggers
 BenchmarkMatch-2                      	    3441	     86354 ns/op	       265.7 ns/action	       0 B/op	       0 allocs/op
+BenchmarkRiding/matching=2%-2          	     600	   1200000 ns/op	       562.0 cpu-ns/action	         2.000 events/batch	       300.0 process-ns/action	       262.0 redis-ns/action	  100000 B/op	    1000 allocs/op
 `
 
 // sampleResults is a run with round figures, so that every ratio is known.
@@ -149,6 +150,9 @@ func TestMicroRowsCarryTheKeyPackageFigures(t *testing.T) {
 	// 265.7 ns beside the linker's 40 µs of CPU per action in the run
 	if m.Measured != "265ns" || m.Ratio != "0.01" || !strings.Contains(m.Limit, "40µs") {
 		t.Errorf("match: %+v", m)
+	}
+	if r := findRow(t, rows, "rule evaluation Riding/matching=2%, CPU per action"); r.Measured != "562ns" || !strings.Contains(r.Limit, "40µs") {
+		t.Errorf("riding: %+v", r)
 	}
 	// 640.8 ns beside the linker's 16.02 µs per action without rules: 4%, within 5%
 	e := findRow(t, rows, "trigger rules' cost per action, 20 rules, matching=2%")

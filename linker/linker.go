@@ -111,8 +111,8 @@ func (l *Linker) route(ctx context.Context, actions []messages.ProductAction, pr
 		return l.routeInOrder(ctx, actions)
 	}
 	in := make([]triggers.Input, len(actions))
-	for i, pa := range actions {
-		in[i] = triggers.Input{Action: pa, RawProperties: props[i], User: triggers.UserFromIdentity(pa.Identity)}
+	for i := range actions {
+		in[i] = triggers.Input{Action: &actions[i], RawProperties: props[i], User: triggers.UserFromIdentity(actions[i].Identity)}
 	}
 	eval, err := l.triggers.Begin(ctx, in)
 	if err != nil {

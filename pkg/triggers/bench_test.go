@@ -15,8 +15,8 @@ func trafficInputs(matchEvery, n int) []Input {
 	actions := triggertest.Traffic(matchEvery)
 	triggertest.Stamp(actions, n, t0)
 	inputs := make([]Input, len(actions))
-	for i, pa := range actions {
-		inputs[i] = Input{Action: pa, User: UserFromIdentity(pa.Identity)}
+	for i := range actions {
+		inputs[i] = Input{Action: &actions[i], User: UserFromIdentity(actions[i].Identity)}
 	}
 	return inputs
 }

@@ -39,13 +39,22 @@ const maxPerCall = 500
 // maxPerCall each. On a cluster, where a script may touch one slot only, each hash tag (tagOf)
 // has calls of its own; on a single server any items may share a call.
 func (e *Engine) partition(n int, tagOf func(i int) string) [][]int {
-	open := map[string]int{} // group → its call being filled
+	if !e.cluster {
+		all := make([]int, n)
+		calls := make([][]int, 0, (n+maxPerCall-1)/maxPerCall)
+		for i := range all {
+			all[i] = i
+		}
+		for len(all) > 0 {
+			size := min(len(all), maxPerCall)
+			calls, all = append(calls, all[:size:size]), all[size:]
+		}
+		return calls
+	}
+	open := map[string]int{} // hash tag → its call being filled
 	var calls [][]int
 	for i := range n {
-		g := ""
-		if e.cluster {
-			g = tagOf(i)
-		}
+		g := tagOf(i)
 		c, ok := open[g]
 		if !ok || len(calls[c]) == maxPerCall {
 			c = len(calls)
@@ -94,15 +103,15 @@ type evalCall struct {
 // and maxPerCall sessions, so a batch is usually one call, and asks the set of sessions with page
 // state about the sessions that start no wait; on a cluster a call takes the claims of one user,
 // or follows one session.
-func (e *Engine) prepareEvaluate(claims []claim, sessions [][]pageEvent, leaseUntil int64) ([]*evalCall, error) {
+func (e *Engine) prepareEvaluate(claims []claim, sessions []sessionPages, leaseUntil int64) ([]*evalCall, error) {
 	claimParts := e.partition(len(claims), func(i int) string { return "u:" + claims[i].user })
-	sessionParts := e.partition(len(sessions), func(i int) string { return "s:" + sessions[i][0].session })
+	sessionParts := e.partition(len(sessions), func(i int) string { return "s:" + sessions[i].session })
 	n := max(len(claimParts), len(sessionParts))
 	if e.cluster {
 		n = len(claimParts) + len(sessionParts) // each call keeps to one hash tag
 	}
 	calls := make([]*evalCall, 0, n)
-	var buf []byte
+	var buf []byte // the page events of the sessions followed, each a slice of it
 	for i := range n {
 		var cpart, spart []int
 		switch {
@@ -119,7 +128,7 @@ func (e *Engine) prepareEvaluate(claims []claim, sessions [][]pageEvent, leaseUn
 			spart = sessionParts[i-len(claimParts)]
 		}
 		ec := &evalCall{claims: make([]*claim, 0, len(cpart))}
-		keys := make([]string, 0, 3*len(cpart)+len(spart)+3)
+		keys := make([]string, 0, 3*len(cpart)+3)
 		args := make([]any, 7, 7+3*len(cpart)+2*len(spart)) // the header is set last
 		for _, j := range cpart {
 			c := &claims[j]
@@ -143,27 +152,26 @@ func (e *Engine) prepareEvaluate(claims []claim, sessions [][]pageEvent, leaseUn
 			ec.claims = append(ec.claims, c)
 		}
 		// On a single server the sessions that start no wait are asked about (the set of sessions
-		// with page state names the few to follow): their keys and page events go after those of
-		// the sessions followed, their names before their page events.
-		askedKeys := make([]string, 0, len(spart))
-		asked, askedEvents := make([]any, 0, len(spart)), make([]any, 0, len(spart))
+		// with page state names the few to follow): their names go after the page events of the
+		// sessions followed, then their earliest page events, packed in one argument.
+		asked := make([]any, 0, len(spart))
+		var askedEvents []byte
 		for _, j := range spart {
-			start := len(buf)
-			buf = appendPageEvents(buf, sessions[j])
-			events := buf[start:len(buf):len(buf)]
-			session := sessions[j][0].session
-			if e.cluster || events[0] == '1' {
-				keys = append(keys, sessionKey(session))
-				args = append(args, events)
-			} else {
-				askedKeys = append(askedKeys, sessionKey(session))
-				asked = append(asked, session)
-				askedEvents = append(askedEvents, events)
+			sp := &sessions[j]
+			if !e.cluster && !sp.starts {
+				asked = append(asked, sp.session)
+				askedEvents = appendPageEvent(askedEvents, &sp.events[0])
+				continue
 			}
+			start := len(buf)
+			buf = appendPageEvents(buf, sp)
+			keys = append(keys, sessionKey(sp.session))
+			args = append(args, buf[start:len(buf):len(buf)])
 		}
 		followed := len(spart) - len(asked)
-		keys = append(keys, askedKeys...)
-		args = append(append(args, asked...), askedEvents...)
+		if len(asked) > 0 {
+			args = append(append(args, asked...), askedEvents)
+		}
 		sets := "0"
 		if !e.cluster {
 			keys = append(keys, unconfirmedKey, dueKey, pagesKey)

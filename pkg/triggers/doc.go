@@ -35,17 +35,23 @@
 // is suppressed; the check and the record are one script on the user's hash tag, so replicas
 // agree.
 //
-// Dwell: a pageview that matches a dwell rule starts a wait in the session's page state. A later
-// pageview or pageleave of the session (in event time) ends the page. Tick decides each wait once
-// its threshold (pageview time + dwell) is at or before the cutoff (Tick's clock less the dwell
-// grace): the rule fires when the page ended at or after the threshold, or has not ended and is
-// still the session's current page; otherwise the user left early and nothing fires. Decisions
-// depend only on the session's events and the clock Tick is given, so a replay decides the same;
-// the page state lives in Redis, so replicas and restarts carry on where others stopped. Only
-// sessions with a pending wait have page state, so an action that matches nothing costs Redis
-// work only when it is a page event and some rule has a dwell: its share of one SMISMEMBER per
-// batch (inside the evaluation's script call), and no further work unless its session has page
-// state.
+// Dwell: a pageview that matches a dwell rule starts a wait, and makes the pageview the
+// session's pending page (its page state). The session's first later pageview or pageleave (in
+// event time) ends the page: its end is recorded for the pageview's waits and the page state is
+// deleted. Tick decides each wait once its threshold (pageview time + dwell) is at or before the
+// cutoff (Tick's clock less the dwell grace): the rule fires when the page ended at or after the
+// threshold, or has not ended and is still the session's current page; otherwise the user left
+// early and nothing fires. Decisions depend only on the session's events and the clock Tick is
+// given, so a replay decides the same; the page state lives in Redis, so replicas and restarts
+// carry on where others stopped. A session's events are taken to come in order (they share a
+// partition, and those of a batch are taken in event-time order): a page event older than the
+// pending page changes nothing, but once the page ended its state is gone, so a late event is no
+// longer told from a new one (it does not move the recorded end, and a late pageview may start a
+// wait of its own). Only a session whose current page is pending has page state, so an action
+// that matches nothing costs Redis work only when it is a page event and some rule has a dwell:
+// its share of one SMISMEMBER per batch (inside the evaluation's script call), and no further
+// work unless its session has page state; a later page event of a session whose page ended costs
+// nothing more.
 //
 // # Exactly once
 //
@@ -71,13 +77,14 @@
 // about the same), so the keys are laid out to need few: a claim without every is one SET NX GET
 // PX (decision, unconfirmed event and expiry at once), one with every adds a GET and a SET PX of
 // its limiter, a suppressed one is a GET and a SET NX; a confirmation is one SET XX KEEPTTL per
-// event and one ZREM for all; a session's page state is one string (one GET, one SET PX) and
-// each wait it starts one SET PX of its event.
+// event and one ZREM for all; a session's page state is one string (one GET, one SET PX), each
+// wait a pageview starts one SET PX of its event, and the end of a pending page one SET PX.
 //
 // On a single server an evaluation is one round trip, the caller's when it queues it there: one
 // call of luaEvaluate (per 500 claims or sessions) takes the claims, the sessions that start a
-// wait, and the other sessions with page events, of which one SMISMEMBER of the set of sessions
-// with page state, inside the call, names the few to follow; the confirmations ConfirmLater kept
+// wait, and the other sessions with page events (each with its earliest page event only, the one
+// that could end its pending page), of which one SMISMEMBER of the set of sessions with page
+// state, inside the call, names the few to follow; the confirmations ConfirmLater kept
 // and the events of the waits started go with it as plain commands. A batch that matches nothing
 // and has no page event to follow (none, or no rule has a dwell) runs no script, and needs no
 // round trip unless writes wait for one. Confirm is one round trip with no script. On Redis Cluster every script call
@@ -88,7 +95,8 @@
 // keys), and the entries of claims that emitted nothing are removed with the engine's next round
 // trip.
 //
-//	tl:trg:{s:<session>}:page                   string  current page, pending waits, page ends   max dwell + grace + 1h
+//	tl:trg:{s:<session>}:page                   string  pending page: pageview, time, rules      max dwell + grace + 1h
+//	tl:trg:{s:<session>}:e:<pageview>           string  when a pending page ended (ms)           max dwell + grace + 1h
 //	tl:trg:{s:<session>}:w:<rule>:<pageview>    string  a pending wait's event                   max dwell + grace + 1h
 //	tl:trg:{u:<user>}:d:<rule>:<action>         string  the decision; while unconfirmed, with    MarkerTTL
 //	                                                    lease, tries, contact ids and event

@@ -25,7 +25,6 @@ type pageEvent struct {
 	session string
 	id      string
 	ms      int64
-	kind    string
 	starts  []pageStart
 }
 
@@ -35,42 +34,50 @@ type pageStart struct {
 	event messages.IntercomEvent
 }
 
-// groupSessions groups the page events by session, in first-seen order and in input order
-// within a session, and returns each session's events.
-func groupSessions(pages []pageEvent) [][]pageEvent {
+// sessionPages are the page events of one session in a batch that luaEvaluate needs: all of
+// them, in input order, when one starts a dwell rule; else only the earliest (a session's page
+// state is a pending page, which its first newer page event ends, so the later events of a
+// session that starts no wait change nothing).
+type sessionPages struct {
+	session string
+	events  []pageEvent
+	starts  bool // an event starts a dwell rule
+}
+
+// groupSessions groups the page events by session, in first-seen order.
+func groupSessions(pages []pageEvent) []sessionPages {
 	if len(pages) == 0 {
 		return nil
 	}
 	index := make(map[string]int, len(pages))
-	group := make([]int, len(pages))
-	var ends []int // per group, its count, then where it ends in the grouped order
+	out := make([]sessionPages, 0, len(pages))
+	starts := false
 	for i := range pages {
-		g, ok := index[pages[i].session]
-		if !ok {
-			g = len(ends)
-			index[pages[i].session] = g
-			ends = append(ends, 0)
+		pe := &pages[i]
+		g, seen := index[pe.session]
+		switch {
+		case !seen:
+			g = len(out)
+			index[pe.session] = g
+			out = append(out, sessionPages{session: pe.session, events: pages[i : i+1 : i+1]})
+		case pe.ms < out[g].events[0].ms:
+			out[g].events = pages[i : i+1 : i+1]
 		}
-		group[i] = g
-		ends[g]++
+		if len(pe.starts) > 0 {
+			out[g].starts, starts = true, true
+		}
 	}
-	for g := 1; g < len(ends); g++ {
-		ends[g] += ends[g-1]
-	}
-	grouped := make([]pageEvent, len(pages))
-	next := make([]int, len(ends)) // where the next event of each group goes
-	for g := 1; g < len(ends); g++ {
-		next[g] = ends[g-1]
-	}
-	for i := range pages {
-		grouped[next[group[i]]] = pages[i]
-		next[group[i]]++
-	}
-	out := make([][]pageEvent, len(ends))
-	from := 0
-	for g, end := range ends {
-		out[g] = grouped[from:end:end]
-		from = end
+	if starts {
+		for g := range out {
+			if out[g].starts {
+				out[g].events = nil
+			}
+		}
+		for i := range pages {
+			if sp := &out[index[pages[i].session]]; sp.starts {
+				sp.events = append(sp.events, pages[i])
+			}
+		}
 	}
 	return out
 }
@@ -82,32 +89,34 @@ const (
 	unitSep   = '\x1f'
 )
 
-// appendPageEvents appends to buf a session's page events in event-time order for luaEvaluate:
-// "1" when one starts a dwell rule, else "0", then per event its fields, each ended by unitSep,
-// and recordSep. The events of the waits go separately (waitEvents).
-func appendPageEvents(buf []byte, list []pageEvent) []byte {
-	if !slices.IsSortedFunc(list, comparePageEvents) {
-		slices.SortStableFunc(list, comparePageEvents)
+// appendPageEvents appends to buf a session's page events for luaEvaluate: "1" when one starts a
+// dwell rule, else "0", then the events in event-time order, each ended by recordSep. The events
+// of the waits go separately (waitEvents).
+func appendPageEvents(buf []byte, sp *sessionPages) []byte {
+	if !sp.starts {
+		return appendPageEvent(append(buf, '0'), &sp.events[0])
 	}
-	flag := len(buf)
-	buf = append(buf, '0')
-	for _, pe := range list {
-		buf = append(append(buf, pe.id...), unitSep)
-		buf = append(strconv.AppendInt(buf, pe.ms, 10), unitSep)
-		if pe.kind == messages.KindPageview {
-			buf = append(buf, 'v', unitSep)
-		} else {
-			buf = append(buf, 'l', unitSep)
-		}
-		for _, s := range pe.starts {
-			buf = append(append(buf, s.rule...), unitSep)
-			buf = append(strconv.AppendInt(buf, s.due, 10), unitSep)
-			buf = append(append(buf, dueMember(pe.session, pe.id, s.rule)...), unitSep)
-			buf[flag] = '1'
-		}
-		buf = append(buf, recordSep)
+	if !slices.IsSortedFunc(sp.events, comparePageEvents) {
+		slices.SortStableFunc(sp.events, comparePageEvents)
+	}
+	buf = append(buf, '1')
+	for i := range sp.events {
+		buf = appendPageEvent(buf, &sp.events[i])
 	}
 	return buf
+}
+
+// appendPageEvent appends one page event for appendPageEvents, its fields each ended by unitSep:
+// action id, event ms, then per rule it starts: rule, due ms, due-set member.
+func appendPageEvent(buf []byte, pe *pageEvent) []byte {
+	buf = append(append(buf, pe.id...), unitSep)
+	buf = append(strconv.AppendInt(buf, pe.ms, 10), unitSep)
+	for _, s := range pe.starts {
+		buf = append(append(buf, s.rule...), unitSep)
+		buf = append(strconv.AppendInt(buf, s.due, 10), unitSep)
+		buf = append(append(buf, dueMember(pe.session, pe.id, s.rule)...), unitSep)
+	}
+	return append(buf, recordSep)
 }
 
 // waitEvent is the event of a dwell wait a pageview starts, stored under its key (waitKey) by a
@@ -162,17 +171,20 @@ func parseDueMember(m string) (session, pageview, rule string, ok bool) {
 // dueEntry is one scheduled dwell wait that Tick looks at.
 type dueEntry struct {
 	member, session, pageview, rule string
+	due                             int64 // event-time ms
 	verdict                         string
+	current                         bool // its pageview was the session's current page when decided
 }
 
-// tickDwell decides the due dwell waits (members of the due set, due by cutoff): decide, claim
+// tickDwell decides the due dwell waits (entries of the due set, due by cutoff): decide, claim
 // the emissions (on a cluster, list them as unconfirmed first), then settle the decided waits
 // and forget the entries of claims that emitted nothing.
-func (e *Engine) tickDwell(ctx context.Context, cutoff int64, members []string) ([]messages.IntercomEvent, error) {
+func (e *Engine) tickDwell(ctx context.Context, cutoff int64, due []redis.Z) ([]messages.IntercomEvent, error) {
 	bySession := map[string][]*dueEntry{}
 	var sessions []string
 	var done []any // due entries to remove
-	for _, m := range members {
+	for _, z := range due {
+		m, _ := z.Member.(string)
 		s, pv, rule, ok := parseDueMember(m)
 		if !ok {
 			done = append(done, m)
@@ -181,7 +193,7 @@ func (e *Engine) tickDwell(ctx context.Context, cutoff int64, members []string) 
 		if _, seen := bySession[s]; !seen {
 			sessions = append(sessions, s)
 		}
-		bySession[s] = append(bySession[s], &dueEntry{member: m, session: s, pageview: pv, rule: rule})
+		bySession[s] = append(bySession[s], &dueEntry{member: m, session: s, pageview: pv, rule: rule, due: int64(z.Score)})
 	}
 
 	entries, events, err := e.decide(ctx, sessions, bySession, cutoff)
@@ -268,8 +280,8 @@ func (e *Engine) decide(ctx context.Context, sessions []string, bySession map[st
 			dg.keys = append(dg.keys, sessionKey(sessions[i]))
 			dg.args = append(dg.args, len(list))
 			for _, d := range list {
-				dg.keys = append(dg.keys, waitKey(d.session, d.rule, d.pageview))
-				dg.args = append(dg.args, d.rule, d.pageview)
+				dg.keys = append(dg.keys, endKey(d.session, d.pageview), waitKey(d.session, d.rule, d.pageview))
+				dg.args = append(dg.args, d.rule, d.pageview, d.due)
 				dg.entries = append(dg.entries, d)
 			}
 		}
@@ -293,6 +305,7 @@ func (e *Engine) decide(ctx context.Context, sessions []string, bySession map[st
 			reply, _ := replies[i].([]any)
 			var body string
 			d.verdict, body = replyStrings(reply)
+			d.current = len(reply) > 2
 			entries = append(entries, d)
 			events = append(events, body)
 		}
@@ -300,16 +313,25 @@ func (e *Engine) decide(ctx context.Context, sessions []string, bySession map[st
 	return entries, events, nil
 }
 
-// queueSettle queues luaSettle calls that remove the decided waits from their sessions (see
-// partition).
+// queueSettle queues the removal of the decided waits: one UNLINK of their events per hash tag
+// (see groupKeys), and luaSettle calls (see partition) that take the waits decided while their
+// pageview was the session's current page out of its page state.
 func (e *Engine) queueSettle(ctx context.Context, rt *roundTrip, decided []*dueEntry) {
+	events := make([]string, len(decided))
 	bySession := map[string][]*dueEntry{}
 	var sessions []string
-	for _, d := range decided {
+	for i, d := range decided {
+		events[i] = waitKey(d.session, d.rule, d.pageview)
+		if !d.current {
+			continue
+		}
 		if _, ok := bySession[d.session]; !ok {
 			sessions = append(sessions, d.session)
 		}
 		bySession[d.session] = append(bySession[d.session], d)
+	}
+	for _, keys := range e.groupKeys(events) {
+		rt.pipe.Unlink(ctx, keys...)
 	}
 	for _, part := range e.partition(len(sessions), func(i int) string { return "s:" + sessions[i] }) {
 		keys := make([]string, 0, len(part)+1)
@@ -319,7 +341,6 @@ func (e *Engine) queueSettle(ctx context.Context, rt *roundTrip, decided []*dueE
 			keys = append(keys, sessionKey(sessions[i]))
 			args = append(args, len(list))
 			for _, d := range list {
-				keys = append(keys, waitKey(d.session, d.rule, d.pageview))
 				args = append(args, d.rule, d.pageview)
 			}
 		}

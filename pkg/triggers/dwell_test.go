@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -338,5 +340,120 @@ func TestPageStateKeys(t *testing.T) {
 		if n := r.rdb.Exists(r.ctx, key).Val(); n != 0 {
 			t.Errorf("%s left after the wait was decided", key)
 		}
+	}
+}
+
+// TestPageStateEndsWithItsPage: a session has page state only while it is on a page that started
+// a wait. Its next page event records the page's end and deletes the state; later page events of
+// the session cost the script no work; the verdicts are those the ends give.
+func TestPageStateEndsWithItsPage(t *testing.T) {
+	r := newRig(t)
+	e := r.engine(mustParse(t, dwellRules))
+	inSet := func(session string) bool { return r.rdb.SIsMember(r.ctx, pagesKey, session).Val() }
+	endOf := func(session, pageview string) string { return r.rdb.Get(r.ctx, endKey(session, pageview)).Val() }
+	ms := func(at time.Duration) string { return strconv.FormatInt(t0.Add(at).UnixMilli(), 10) }
+
+	// "left": on /pricing for 10 s, then elsewhere. "moved": from one /pricing page to another.
+	r.evaluate(e,
+		in(inSession(pageview("pv", "/pricing", 0), "left"), user),
+		in(inSession(pageview("pv", "/pricing", 0), "moved"), user),
+	)
+	for _, s := range []string{"left", "moved"} {
+		if !inSet(s) || r.rdb.Exists(r.ctx, sessionKey(s)).Val() != 1 {
+			t.Fatalf("%s: no page state for a pending page", s)
+		}
+	}
+	r.evaluate(e,
+		in(inSession(pageview("next", "/checkout", 10*time.Second), "left"), user),
+		in(inSession(pageview("pv-2", "/pricing", 20*time.Second), "moved"), user),
+	)
+	if r.rdb.Exists(r.ctx, sessionKey("left")).Val() != 0 || inSet("left") {
+		t.Error("left: the page state outlived its page")
+	}
+	if got := endOf("left", "left/pv"); got != ms(10*time.Second) {
+		t.Errorf("left: end of the page = %q, want %s", got, ms(10*time.Second))
+	}
+	if ttl := r.rdb.PTTL(r.ctx, endKey("left", "left/pv")).Val(); ttl <= 0 || ttl > e.pageTTL {
+		t.Errorf("end of the page: TTL %s, want within (0, %s]", ttl, e.pageTTL)
+	}
+	if !inSet("moved") || !strings.HasPrefix(r.rdb.Get(r.ctx, sessionKey("moved")).Val(), "moved/pv-2\x1f") {
+		t.Error("moved: the page state is not the new pending page")
+	}
+	if got := endOf("moved", "moved/pv"); got != ms(20*time.Second) {
+		t.Errorf("moved: end of the first page = %q, want %s", got, ms(20*time.Second))
+	}
+
+	// Later page events of a session without page state: the script reads and writes nothing.
+	before := commandCalls(t, r)
+	r.evaluate(e,
+		in(inSession(pageview("again", "/docs", 30*time.Second), "left"), user),
+		in(inSession(pageleave("leave", "/docs", 40*time.Second), "left"), user),
+	)
+	after := commandCalls(t, r)
+	for _, cmd := range []string{"get", "set", "del", "sadd", "srem"} {
+		if after[cmd] != before[cmd] {
+			t.Errorf("a session without page state cost %d %s", after[cmd]-before[cmd], cmd)
+		}
+	}
+
+	got := r.tick(e, t0.Add(time.Hour))
+	if ids := actionIDs(got); !slices.Equal(ids, []string{"moved/pv-2"}) {
+		t.Fatalf("fired %v, want only the page still open", ids)
+	}
+	if n := r.counter("threadline_triggers_skipped_total", map[string]string{"rule": "lingered-on-pricing", "reason": "left"}); n != 2 {
+		t.Errorf("skipped as left = %v, want 2", n)
+	}
+	if n := r.rdb.Exists(r.ctx, sessionKey("moved")).Val(); n != 0 || inSet("moved") {
+		t.Error("moved: page state left after its wait fired")
+	}
+}
+
+// commandCalls reads how often the rig's Redis ran each command (INFO commandstats).
+func commandCalls(t *testing.T, r *rig) map[string]int64 {
+	t.Helper()
+	info, err := r.rdb.Info(r.ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int64{}
+	for _, line := range strings.Split(info, "\n") {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		field, _, _ := strings.Cut(value, ",")
+		n, err := strconv.ParseInt(strings.TrimPrefix(field, "calls="), 10, 64)
+		if err != nil {
+			t.Fatalf("INFO line %q: %v", line, err)
+		}
+		calls[strings.TrimPrefix(name, "cmdstat_")] = n
+	}
+	return calls
+}
+
+// TestPageStateKeepsPendingRules: a page with two dwell rules keeps its state while one of them
+// is pending, and its end decides that one.
+func TestPageStateKeepsPendingRules(t *testing.T) {
+	r := newRig(t)
+	e := r.engine(mustParse(t, dwellRules+`  - name: glanced-at-pricing
+    when: { event: $pageview, url_contains: /pricing }
+    dwell: 10s
+`))
+	r.evaluate(e, in(pageview("pv", "/pricing", 0), user))
+	if got := names(r.tick(e, t0.Add(10*time.Second+grace))); !slices.Equal(got, []string{"glanced-at-pricing"}) {
+		t.Fatalf("Tick past the first threshold fired %v", got)
+	}
+	if n := r.rdb.Exists(r.ctx, sessionKey("sess-1")).Val(); n != 1 {
+		t.Fatal("the page state went while a rule of its page is pending")
+	}
+	r.evaluate(e, in(pageleave("leave", "/pricing", 30*time.Second), user))
+	if got := r.tick(e, t0.Add(time.Hour)); len(got) != 0 {
+		t.Fatalf("fired %v although the user left at +30 s", names(got))
+	}
+	if n := r.counter("threadline_triggers_skipped_total", map[string]string{"rule": "lingered-on-pricing", "reason": "left"}); n != 1 {
+		t.Errorf("skipped as left = %v, want 1", n)
+	}
+	if n := r.rdb.Exists(r.ctx, sessionKey("sess-1")).Val(); n != 0 {
+		t.Error("page state left after the page ended")
 	}
 }

@@ -33,9 +33,16 @@ const (
 // pageTTLMargin keeps a session's page state this long past its longest dwell and grace.
 const pageTTLMargin = time.Hour
 
-// sessionKey is where a session's page state is kept (a string: see pageState). The scripts
-// take the session back from it: the key's fixed prefix and suffix are 10 and 6 bytes long.
+// sessionKey is where a session's page state is kept (a string: see scripts.go). luaEvaluate
+// builds it from the session for the sessions it asks about, and takes the session back from it:
+// the key's fixed prefix and suffix are 10 and 6 bytes long.
 func sessionKey(session string) string { return "tl:trg:{s:" + session + "}:page" }
+
+// endKey is where the end of a pageview that started dwell waits is kept (a string: the event
+// time, in ms, of the session's first page event after it), for Tick to decide its waits; it
+// expires with the page TTL. luaEvaluate, which learns the pageview from the page state, builds
+// it from the session's key (sessionKey less "page").
+func endKey(session, pageview string) string { return "tl:trg:{s:" + session + "}:e:" + pageview }
 
 // waitKey is where the event of a pending dwell wait is kept until Tick decides it.
 func waitKey(session, rule, pageview string) string {
@@ -116,7 +123,7 @@ func cleanID(id string) string {
 
 // Input is one action to evaluate and who did it.
 type Input struct {
-	Action messages.ProductAction
+	Action *messages.ProductAction // the engine reads it, never changes it
 	User   User
 	// RawProperties, when Action.Properties is nil, are the action's properties as a JSON object
 	// of strings (as ingest writes them on product.actions). The engine decodes them, at most
@@ -241,7 +248,7 @@ func (e *Engine) NewestEventTime() time.Time {
 
 // Evaluate evaluates one product action of a user; see EvaluateBatch.
 func (e *Engine) Evaluate(ctx context.Context, pa messages.ProductAction, user User) ([]messages.IntercomEvent, error) {
-	return e.EvaluateBatch(ctx, []Input{{Action: pa, User: user}})
+	return e.EvaluateBatch(ctx, []Input{{Action: &pa, User: user}})
 }
 
 // EvaluateBatch evaluates actions (in the order of their partition) and returns the data events
@@ -268,11 +275,14 @@ func (e *Engine) EvaluateBatch(ctx context.Context, inputs []Input) ([]messages.
 func (e *Engine) match(inputs []Input) batch {
 	e.metrics.actions.Add(float64(len(inputs)))
 	var b batch
+	if e.hasDwell {
+		b.pages = make([]pageEvent, 0, len(inputs)/2) // more than the share of page events in product traffic
+	}
 	var starts []pageStart
 	var newest int64
 	var decoded messages.ProductAction // the action whose raw properties were decoded
 	for i := range inputs {
-		pa := &inputs[i].Action
+		pa := inputs[i].Action
 		ms, valid := eventMillis(pa)
 		newest = max(newest, ms)
 		starts = starts[:0]
@@ -308,7 +318,7 @@ func (e *Engine) match(inputs []Input) batch {
 			b.claims = append(b.claims, newClaim(r, ev, ms, i))
 		}
 		if e.hasDwell && valid && isPageEvent(pa.Action.Kind) && pa.Action.SessionID != "" {
-			b.pages = append(b.pages, pageEvent{session: pa.Action.SessionID, id: pa.Action.ActionID, ms: ms, kind: pa.Action.Kind, starts: slices.Clone(starts)})
+			b.pages = append(b.pages, pageEvent{session: pa.Action.SessionID, id: pa.Action.ActionID, ms: ms, starts: slices.Clone(starts)})
 		}
 	}
 	e.sawEventTime(newest)
@@ -354,9 +364,9 @@ func (e *Engine) Tick(ctx context.Context, now time.Time) ([]messages.IntercomEv
 	cutoff := now.Add(-e.cfg.DwellGrace).UnixMilli()
 	rt := e.newRoundTrip()
 	e.carryDeferred(ctx, rt) // ahead of the read: a confirmed event is never emitted again
-	var due *redis.StringSliceCmd
+	var due *redis.ZSliceCmd
 	if e.hasDwell {
-		due = rt.pipe.ZRangeByScore(ctx, dueKey, &redis.ZRangeBy{
+		due = rt.pipe.ZRangeByScoreWithScores(ctx, dueKey, &redis.ZRangeBy{
 			Min: "-inf", Max: strconv.FormatInt(cutoff, 10), Count: int64(e.cfg.TickBatch),
 		})
 	}

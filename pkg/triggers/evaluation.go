@@ -18,8 +18,10 @@ import (
 // prepareEvaluate), which decides the claims, lists each emission as unconfirmed and schedules
 // each dwell start atomically with the decision, and follows the sessions' pages, reading only
 // the state of the sessions that start a wait or that the set of sessions with page state names.
-// (A session's state is created only by the consumer of its actions, Tick only removes it, so
-// asking the set loses no event; the set is kept by the scripts, atomically with the states.)
+// (A session's state is created and ended only by the consumer of its actions, Tick only removes
+// it, so asking the set loses no event; the set is kept by the scripts, atomically with the
+// states. A session that starts no wait sends only its earliest page event: only that one can end
+// its pending page.)
 //
 // On a cluster, where a script keeps to one hash tag and the set cannot be kept, the round trip
 // holds a call per user with claims and per session with page events; when the batch claims or
@@ -33,8 +35,8 @@ import (
 type Evaluation struct {
 	e          *Engine
 	claims     []claim
-	sessions   [][]pageEvent // page events by session (groupSessions)
-	waits      []waitEvent   // single server: stored with the calls (a cluster stores them in Begin)
+	sessions   []sessionPages // page events by session (groupSessions)
+	waits      []waitEvent    // single server: stored with the calls (a cluster stores them in Begin)
 	leaseUntil int64
 	prepared   bool        // calls are built (at the first Queue)
 	calls      []*evalCall // the luaEvaluate calls

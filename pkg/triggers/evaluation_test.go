@@ -325,7 +325,7 @@ func TestRawProperties(t *testing.T) {
 	r := newRig(t)
 	e := r.engine(mustParse(t, propertyRules))
 	raw := func(pa messages.ProductAction, props string) Input {
-		return Input{Action: pa, User: user, RawProperties: []byte(props)}
+		return Input{Action: &pa, User: user, RawProperties: []byte(props)}
 	}
 	invalid := func() float64 { return r.counter("threadline_triggers_invalid_properties_total", nil) }
 

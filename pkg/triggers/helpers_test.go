@@ -197,7 +197,7 @@ func pageleave(id, path string, at time.Duration) messages.ProductAction {
 	return act(id, "$pageleave", messages.KindPageleave, path, at, nil)
 }
 
-func in(pa messages.ProductAction, u User) Input { return Input{Action: pa, User: u} }
+func in(pa messages.ProductAction, u User) Input { return Input{Action: &pa, User: u} }
 
 // names lists the events' rule names, in order.
 func names(events []messages.IntercomEvent) []string {

@@ -27,12 +27,12 @@ const (
 // the lease's end (wall ms), the redeliveries so far, the external id and the contact id the
 // claim resolved ("" when none), then the event JSON.
 //
-// A session's page state is a string: the current page (its pageview's action id, empty after a
-// pageleave), US, the newest page event's ms, US, "1" when the current page has pending dwell
-// rules else "0"; then records, each started by RS (\x1e), with fields separated by US: "p",
-// rule, pageview, due ms for each pending dwell rule, "e", pageview, ms for when a page with
-// pending rules ended (the earliest page event after it). Each pending rule's event is a key of
-// its own (waitKey), so that the state stays small.
+// A session has page state only while its current page is a pageview that started dwell rules
+// still pending: a string, the pageview's action id, US, its event ms, then, each started by US,
+// the pending rules. The session's first newer page event ends the page: the end (that event's
+// ms) goes to a key of the pageview's own (endKey), which Tick reads, and the state is deleted,
+// or replaced when that event is a pageview that starts rules itself. Each pending rule's event
+// is a key of its own (waitKey), so that the state stays small.
 
 // luaEvaluate does the Redis work of an evaluation in one call: it decides claims and follows
 // sessions' pages (either part may be empty). On a cluster each call keeps to one hash tag: a
@@ -52,32 +52,38 @@ const (
 //
 // Pages: the caller sends every session with page events and stores the event of each dwell
 // rule a pageview starts (waitKey) with plain commands ahead of the call. A session followed is
-// read (one GET of its page state) and, when an event changed it, written (one SET PX), however
-// many events it has. A page event newer than the newest ends the current page and, if a
-// pageview, opens its own; an older one, or a repeat of the current pageview, changes nothing.
-// Only a pageview that starts dwell rules creates the state, and Tick deletes it once nothing is
-// pending, so most sessions have none. On a single server the caller sends the sessions that
-// start a wait to be followed, and asks about the others: one SMISMEMBER of the set of sessions
-// with page state tells which of them have some, and only those are followed (the others cost
-// the script nothing but their share of that call); the call keeps the set (SADD of the sessions
-// whose state it created, SREM of those named but whose state expired, one PEXPIRE) and
-// schedules the starts in the due set (one ZADD for all). On a cluster, where there is no set,
-// each session is a call of its own that follows it, and the caller scheduled the starts
-// beforehand.
+// read (one GET of its page state) and, when an event changed it, written (one SET PX, or a DEL),
+// however many events it has. A page event at or after the pending page's time (not a repeat of
+// it) ends the page: one SET PX of its end (endKey, which the script names: it learns the
+// pageview from the state; the key has the session's hash tag). A pageview that starts dwell
+// rules then opens a pending page of its own; other events change nothing, so a session without
+// page state costs nothing more than being asked about, and the caller sends, for a session that
+// starts no wait, only its earliest page event (the one that would end a pending page). An event
+// older than the pending page, or a repeat of its pageview, changes nothing; out-of-order events
+// are not looked for further (events of a session arrive in order, those of a batch sorted). Tick
+// deletes the state once none of its rules is pending. On a single server the caller sends the
+// sessions that start a wait to be followed, and asks about the others: one SMISMEMBER of the
+// set of sessions with page state tells which of them have some, and only those are followed
+// (their keys named by the script, from the session: a single server has no slots to keep to;
+// the others cost the script nothing but their share of that call); the call keeps the set (SADD
+// of the sessions whose state it created, SREM of those it deleted or found expired, one PEXPIRE
+// when it wrote a state) and schedules the starts in the due set (one ZADD for all). On a
+// cluster, where there is no set, each session is a call of its own that follows it, and the
+// caller scheduled the starts beforehand.
 //
 // KEYS: per claim its marker, then its limiter when the rule has every, then its contact when it
-// resolves one; then the page state of each session followed, then of each session asked about;
-// then, on a single server, the unconfirmed set, the due set and the set of sessions with page
-// state.
+// resolves one; then the page state of each session followed; then, on a single server, the
+// unconfirmed set, the due set and the set of sessions with page state.
 // ARGV: n_claims, n_followed, n_asked, lease_until_ms, marker_ttl_ms, page_ttl_ms, "1" when the
 // last three keys are the sets; then per claim: every ms ("r" before it to resolve the user's
 // contact), event ms, and the value of its unconfirmed marker (built by the caller, so that no
 // event passes through Lua strings), or for a claim that resolves a contact the event JSON; then
-// the page events of each session followed; then each session asked about, then its page events.
+// the page events of each session followed; then each session asked about, then, in one
+// argument, the earliest page event of each, in the same order, as records without the leading
+// flag (when any is asked about).
 // A session's page events are "1" when one starts a dwell rule, else "0", then the events in
-// event-time order, each ended by RS, with fields ended by US: action id, event ms, "v"
-// (pageview) or "l" (pageleave), then per rule it starts: rule, due ms, due-set member. (Ids with
-// control characters never get here.)
+// event-time order, each ended by RS, with fields ended by US: action id, event ms, then per
+// rule it starts: rule, due ms, due-set member. (Ids with control characters never get here.)
 // Returns per claim: "fire" (resolved: "fire", US, external id, US, contact id), "limited",
 // "unknown" or "dup:<state>".
 const luaEvaluate = `
@@ -130,75 +136,72 @@ end
 if uk and #listed > 0 then redis.call('ZADD', uk, unpack(listed)) end
 if nr + na == 0 then return out end
 
-local due, added, stale = {}, {}, {}
-local wroteAny = false
+local due, added, gone = {}, {}, {}
+local wrote = false -- a state was written: the set's TTL is renewed
 -- follow applies a session's page events to its page state; named: the set of sessions with
 -- page state named it.
 local function follow(key, events, named)
   local st = redis.call('GET', key)
-  local curid, curt, curp, body = '', nil, false, ''
+  local cur, newest, rules = nil, nil, ''
   if st then
-    local h = string.find(st, '\30', 1, true) or (#st + 1)
     local u1 = string.find(st, '\31', 1, true)
-    local u2 = string.find(st, '\31', u1 + 1, true)
-    curid, curt, curp = string.sub(st, 1, u1 - 1), tonumber(string.sub(st, u1 + 1, u2 - 1)), string.sub(st, u2 + 1, h - 1) == '1'
-    body = string.sub(st, h)
+    local u2 = string.find(st, '\31', u1 + 1, true) or (#st + 1)
+    cur, newest, rules = string.sub(st, 1, u1 - 1), tonumber(string.sub(st, u1 + 1, u2 - 1)), string.sub(st, u2)
   elseif named then
-    stale[#stale + 1] = string.sub(key, 11, -7) -- its state expired
+    gone[#gone + 1] = string.sub(key, 11, -7) -- its state expired
   end
-  if st or string.byte(events, 1) == 49 then
-    local add = {}
-    local wrote = false
-    for ev in string.gmatch(string.sub(events, 2), '([^\30]*)\30') do
-      local f = {}
-      for part in string.gmatch(ev, '([^\31]*)\31') do f[#f + 1] = part end
-      local id, t, kind = f[1], tonumber(f[2]), f[3]
-      if (curt ~= nil or #f > 3) and id ~= curid and (curt == nil or t >= curt) then
-        if curid ~= '' and curp then
-          -- Times only grow, so the first end of a page is the earliest.
-          local mark = '\30e\31' .. curid .. '\31'
-          local seen = string.find(body, mark, 1, true)
-          if not seen then
-            for _, r in ipairs(add) do
-              if string.sub(r, 1, #mark) == mark then seen = true break end
-            end
+  if not st and string.byte(events, 1) ~= 49 then return end
+  local opened = false
+  for ev in string.gmatch(string.sub(events, 2), '([^\30]*)\30') do
+    local f = {}
+    for part in string.gmatch(ev, '([^\31]*)\31') do f[#f + 1] = part end
+    local id, t = f[1], tonumber(f[2])
+    if id ~= cur and (newest == nil or t >= newest) then
+      if cur then
+        -- The pending page ends: its end is kept for Tick, its state goes.
+        redis.call('SET', string.sub(key, 1, -5) .. 'e:' .. cur, t, 'PX', pttl)
+        cur = nil
+      end
+      newest = t
+      if #f > 2 then
+        cur, rules, opened = id, '', true
+        for j = 3, #f, 3 do
+          rules = rules .. '\31' .. f[j]
+          if dk then
+            due[#due + 1] = f[j + 1]
+            due[#due + 1] = f[j + 2]
           end
-          if not seen then add[#add + 1] = mark .. t end
         end
-        curp = false
-        if kind == 'v' then curid = id else curid = '' end
-        curt = t
-        if kind == 'v' and #f > 3 then
-          for j = 4, #f, 3 do
-            add[#add + 1] = '\30p\31' .. f[j] .. '\31' .. id .. '\31' .. f[j + 1]
-            if dk then
-              due[#due + 1] = f[j + 1]
-              due[#due + 1] = f[j + 2]
-            end
-          end
-          curp = true
-        end
-        wrote = true
       end
     end
-    if wrote then
-      redis.call('SET', key, curid .. '\31' .. curt .. '\31' .. (curp and '1' or '0') .. body .. table.concat(add), 'PX', pttl)
-      wroteAny = true
-      if pk and not st then added[#added + 1] = string.sub(key, 11, -7) end
-    end
+  end
+  if cur and opened then
+    redis.call('SET', key, cur .. '\31' .. newest .. rules, 'PX', pttl)
+    wrote = true
+    if pk and not st then added[#added + 1] = string.sub(key, 11, -7) end
+  elseif st and not cur then
+    redis.call('DEL', key)
+    if pk then gone[#gone + 1] = string.sub(key, 11, -7) end
   end
 end
 for s = 1, nr do follow(KEYS[k + s - 1], ARGV[a + s], false) end
 if na > 0 then
   local named = redis.call('SMISMEMBER', pk, unpack(ARGV, a + nr + 1, a + nr + na))
+  local last = 0
   for i = 1, na do
-    if named[i] == 1 then follow(KEYS[k + nr + i - 1], ARGV[a + nr + na + i], true) end
+    if named[i] == 1 then last = i end
+  end
+  local events, pos = ARGV[a + nr + na + 1], 1
+  for i = 1, last do
+    local stop = string.find(events, '\30', pos, true)
+    if named[i] == 1 then follow('tl:trg:{s:' .. ARGV[a + nr + i] .. '}:page', '0' .. string.sub(events, pos, stop), true) end
+    pos = stop + 1
   end
 end
 if pk then
-  if #stale > 0 then redis.call('SREM', pk, unpack(stale)) end
+  if #gone > 0 then redis.call('SREM', pk, unpack(gone)) end
   if #added > 0 then redis.call('SADD', pk, unpack(added)) end
-  if wroteAny then redis.call('PEXPIRE', pk, pttl) end
+  if wrote then redis.call('PEXPIRE', pk, pttl) end
 end
 if dk then
   for i = 1, #due, 1000 do redis.call('ZADD', dk, 'NX', unpack(due, i, math.min(i + 999, #due))) end
@@ -248,131 +251,102 @@ return out
 
 // luaDecide gives the verdict on due dwell rules: "fire" when the page lasted past the rule's
 // due time (it ended at or after it, or it is still the session's current page and the due time
-// is before the cutoff), "left" when the page ended before, "wait" when it is neither yet,
-// "gone" when the rule is no longer pending. It changes nothing. A session costs one GET, and the
-// events of the rules that fire one MGET for the whole call.
+// is at or before the cutoff), "left" when the page ended before, "wait" when it is neither yet,
+// "gone" when the rule is no longer pending (its event is gone: decided already, or expired) or
+// its page neither ended nor is current (its state expired, or its start was never applied). It
+// changes nothing. A call costs one MGET of all its keys.
 //
-// KEYS: per session its page state, then per pair the wait's event. ARGV: cutoff_ms, then per
-// session: n and n pairs of rule and pageview. Returns per pair, in order, {verdict, event JSON
-// or ""}.
+// KEYS: per session its page state, then per triple the end of its pageview (endKey) and the
+// wait's event. ARGV: cutoff_ms, then per session: n and n triples of rule, pageview and due ms.
+// Returns per triple, in order, {verdict, event JSON or ""}, and a third element "1" when its
+// pageview is the session's current page.
 const luaDecide = `
 local cutoff = tonumber(ARGV[1])
+local vals = {}
+for i = 1, #KEYS, 1000 do
+  local part = redis.call('MGET', unpack(KEYS, i, math.min(i + 999, #KEYS)))
+  for j = 1, #part do vals[i + j - 1] = part[j] end
+end
 local a, k = 2, 1
 local out = {}
-local fire, fireAt = {}, {}
 while k <= #KEYS do
-  local st = redis.call('GET', KEYS[k]) or ''
+  local st = vals[k]
   k = k + 1
   local n = tonumber(ARGV[a])
   a = a + 1
-  local u1 = string.find(st, '\31', 1, true)
-  local cur = ''
-  if u1 then cur = string.sub(st, 1, u1 - 1) end
+  local cur = nil
+  if st then cur = string.sub(st, 1, string.find(st, '\31', 1, true) - 1) end
   for i = 1, n do
-    local rule, pv = ARGV[a], ARGV[a + 1]
-    a = a + 2
+    local pv, due = ARGV[a + 1], tonumber(ARGV[a + 2])
+    a = a + 3
+    local e, ev = vals[k], vals[k + 1]
+    k = k + 2
     local verdict = 'gone'
-    local mark = '\30p\31' .. rule .. '\31' .. pv .. '\31'
-    local p = string.find(st, mark, 1, true)
-    if p then
-      local from = p + #mark
-      local stop = string.find(st, '\30', from, true) or (#st + 1)
-      local due = tonumber(string.sub(st, from, stop - 1))
-      local emark = '\30e\31' .. pv .. '\31'
-      local q = string.find(st, emark, 1, true)
-      local e = nil
-      if q then
-        local estop = string.find(st, '\30', q + 1, true) or (#st + 1)
-        e = tonumber(string.sub(st, q + #emark, estop - 1))
-      end
-      if e ~= nil then
-        if e >= due then verdict = 'fire' else verdict = 'left' end
-      elseif due > cutoff then
-        verdict = 'wait'
-      elseif cur == pv then
-        verdict = 'fire'
-      else
-        verdict = 'left'
-      end
+    if not ev then
+      verdict = 'gone'
+    elseif e then
+      if tonumber(e) >= due then verdict = 'fire' else verdict = 'left' end
+    elseif due > cutoff then
+      verdict = 'wait'
+    elseif cur == pv then
+      verdict = 'fire'
     end
-    out[#out + 1] = {verdict, ''}
-    if verdict == 'fire' then
-      fire[#fire + 1] = KEYS[k]
-      fireAt[#fire] = #out
-    end
-    k = k + 1
-  end
-end
-if #fire > 0 then
-  for i = 1, #fire, 500 do
-    local evs = redis.call('MGET', unpack(fire, i, math.min(i + 499, #fire)))
-    for j, ev in ipairs(evs) do out[fireAt[i + j - 1]][2] = ev or '' end
+    local r = {verdict, ''}
+    if verdict == 'fire' then r[2] = ev end
+    if cur == pv then r[3] = '1' end
+    out[#out + 1] = r
   end
 end
 return out
 `
 
-// luaSettle removes decided dwell rules from sessions' page state, the end time of pages with
-// none pending left, and the state once nothing is pending in it (on a single server also from
-// the set of sessions with page state); it deletes the decided waits' events. A session costs a
-// GET and a SET KEEPTTL (or DEL), the events one UNLINK for the whole call.
+// luaSettle takes decided dwell rules out of the page state of sessions whose current page is
+// still their pageview, and deletes the state once none of its rules is pending (on a single
+// server also from the set of sessions with page state). A session costs a GET and a SET KEEPTTL
+// (or DEL). The events of the decided waits are deleted by the caller (UNLINK).
 //
-// KEYS: per session its page state, then per pair the wait's event; then, on a single server,
-// the set of sessions with page state. ARGV: "1" when the last key is the set, then per session:
-// n and n pairs of rule and pageview.
+// KEYS: per session its page state; then, on a single server, the set of sessions with page
+// state. ARGV: "1" when the last key is the set, then per session: n and n pairs of rule and
+// pageview.
 const luaSettle = `
 local nk, pk = #KEYS, nil
 if ARGV[1] == '1' then pk = KEYS[nk]; nk = nk - 1 end
-local a, k = 2, 1
-local gone, events = {}, {}
-while k <= nk do
+local a = 2
+local gone = {}
+for k = 1, nk do
   local key = KEYS[k]
-  k = k + 1
   local n = tonumber(ARGV[a])
   a = a + 1
-  local decided = {}
-  for i = 1, n do
-    decided[ARGV[a] .. '\31' .. ARGV[a + 1]] = true
-    events[#events + 1] = KEYS[k]
-    a = a + 2
-    k = k + 1
-  end
   local st = redis.call('GET', key)
+  local cur, rules = nil, nil
   if st then
-    local h = string.find(st, '\30', 1, true) or (#st + 1)
-    local header = string.sub(st, 1, h - 1)
-    local waits, ends, pending = {}, {}, {}
-    for r in string.gmatch(string.sub(st, h), '\30([^\30]*)') do
-      local t = string.sub(r, 1, 1)
-      if t == 'p' then
-        local u1 = string.find(r, '\31', 3, true)
-        local u2 = string.find(r, '\31', u1 + 1, true)
-        if not decided[string.sub(r, 3, u2 - 1)] then
-          waits[#waits + 1] = r
-          pending[string.sub(r, u1 + 1, u2 - 1)] = true
-        end
-      elseif t == 'e' then
-        ends[#ends + 1] = r
+    local u1 = string.find(st, '\31', 1, true)
+    local u2 = string.find(st, '\31', u1 + 1, true) or (#st + 1)
+    cur, rules = string.sub(st, 1, u1 - 1), string.sub(st, u2) .. '\31'
+  end
+  local changed = false
+  for i = 1, n do
+    if ARGV[a + 1] == cur then
+      local mark = '\31' .. ARGV[a] .. '\31'
+      local p = string.find(rules, mark, 1, true)
+      if p then
+        rules = string.sub(rules, 1, p) .. string.sub(rules, p + #mark)
+        changed = true
       end
     end
-    if #waits == 0 then
+    a = a + 2
+  end
+  if changed then
+    if rules == '\31' then
       redis.call('DEL', key)
       if pk then gone[#gone + 1] = string.sub(key, 11, -7) end
     else
-      local u1 = string.find(header, '\31', 1, true)
-      local u2 = string.find(header, '\31', u1 + 1, true)
-      if not pending[string.sub(header, 1, u1 - 1)] then header = string.sub(header, 1, u2) .. '0' end
-      local parts = {header}
-      for _, r in ipairs(waits) do parts[#parts + 1] = '\30' .. r end
-      for _, r in ipairs(ends) do
-        local u = string.find(r, '\31', 3, true)
-        if pending[string.sub(r, 3, u - 1)] then parts[#parts + 1] = '\30' .. r end
-      end
-      redis.call('SET', key, table.concat(parts), 'KEEPTTL')
+      local u1 = string.find(st, '\31', 1, true)
+      local u2 = string.find(st, '\31', u1 + 1, true)
+      redis.call('SET', key, string.sub(st, 1, u2 - 1) .. string.sub(rules, 1, -2), 'KEEPTTL')
     end
   end
 end
-for i = 1, #events, 500 do redis.call('UNLINK', unpack(events, i, math.min(i + 499, #events))) end
 if #gone > 0 then redis.call('SREM', pk, unpack(gone)) end
 return 0
 `
