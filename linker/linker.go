@@ -36,6 +36,7 @@ type Triggers interface {
 	Confirm(ctx context.Context, evs []messages.IntercomEvent) error
 	RememberContact(ctx context.Context, contacts ...triggers.Contact) error
 	NewestEventTime() time.Time
+	ForgetSessions()
 }
 
 var _ Triggers = (*triggers.Engine)(nil)
@@ -71,6 +72,17 @@ type Linker struct {
 // NewLinker builds the linker; trig may be nil.
 func NewLinker(store Store, trig Triggers, out Producer, topics kafka.Topics) *Linker {
 	return &Linker{store: store, triggers: trig, out: out, topics: topics, order: newSessionOrder()}
+}
+
+var _ kafka.AssignmentListener = (*Linker)(nil)
+
+// Assigned is told of the partitions the consumer starts on. Trigger rules remember which
+// sessions have no page state, which holds only while this process consumes their actions
+// without a break: new partitions of product.actions make them forget it.
+func (l *Linker) Assigned(topic string, _ []int32) {
+	if topic == l.topics.ProductActions && l.triggers != nil {
+		l.triggers.ForgetSessions()
+	}
 }
 
 // Handle processes the records of one partition of product.actions or conversation.events.

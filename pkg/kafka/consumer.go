@@ -363,12 +363,19 @@ func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[str
 		return
 	}
 	var added []topicPartition
+	listener, _ := c.handler.(AssignmentListener)
 	for topic, partitions := range assigned {
+		var fresh []int32
 		for _, p := range partitions {
-			tp := topicPartition{topic, p}
-			if _, ok := c.workers[tp]; ok {
-				continue
+			if _, ok := c.workers[topicPartition{topic, p}]; !ok {
+				fresh = append(fresh, p)
 			}
+		}
+		if listener != nil && len(fresh) > 0 {
+			listener.Assigned(topic, fresh)
+		}
+		for _, p := range fresh {
+			tp := topicPartition{topic, p}
 			w := newPartitionWorker(c, tp)
 			c.workers[tp] = w
 			added = append(added, tp)

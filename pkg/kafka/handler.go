@@ -15,6 +15,13 @@ type Handler interface {
 	Handle(ctx context.Context, recs []*kgo.Record) error
 }
 
+// AssignmentListener is a Handler that is told which partitions the consumer starts on, before
+// any of their records reach Handle: what it remembers about the keys of partitions it did not
+// own a moment ago may have changed meanwhile on another replica.
+type AssignmentListener interface {
+	Assigned(topic string, partitions []int32)
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, recs []*kgo.Record) error
 

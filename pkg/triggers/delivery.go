@@ -94,8 +94,9 @@ func (e *Engine) listUnconfirmed(ctx context.Context, rt *roundTrip, claims []cl
 
 // evalCall is one queued luaEvaluate call and the claims it decides, in order.
 type evalCall struct {
-	claims []*claim
-	call   *scriptCall
+	claims   []*claim
+	sessions []string // the sessions the call follows, in the order of its reply's page status
+	call     *scriptCall
 }
 
 // prepareEvaluate builds the luaEvaluate calls that decide the claims and follow the sessions'
@@ -167,10 +168,14 @@ func (e *Engine) prepareEvaluate(claims []claim, sessions []sessionPages, leaseU
 			buf = appendPageEvents(buf, sp)
 			keys = append(keys, sessionKey(sp.session))
 			args = append(args, buf[start:len(buf):len(buf)])
+			ec.sessions = append(ec.sessions, sp.session)
 		}
 		followed := len(spart) - len(asked)
 		if len(asked) > 0 {
 			args = append(append(args, asked...), askedEvents)
+			for _, s := range asked {
+				ec.sessions = append(ec.sessions, s.(string))
+			}
 		}
 		sets := "0"
 		if !e.cluster {
@@ -208,16 +213,14 @@ func (e *Engine) readClaims(calls []*evalCall, source string) ([]messages.Interc
 	var fired []*claim
 	var forget []any
 	for _, ec := range calls {
-		if len(ec.claims) == 0 {
-			continue
-		}
 		results, err := ec.call.cmd.StringSlice()
 		if err != nil {
 			return nil, nil, fmt.Errorf("triggers: claim reply: %w", err)
 		}
-		if len(results) != len(ec.claims) {
-			return nil, nil, fmt.Errorf("triggers: claim reply: %d results for %d claims", len(results), len(ec.claims))
+		if len(results) != len(ec.claims)+1 {
+			return nil, nil, fmt.Errorf("triggers: claim reply: %d results for %d claims and the page status", len(results), len(ec.claims))
 		}
+		e.pages.update(ec.sessions, results[len(ec.claims)])
 		for i, c := range ec.claims {
 			verdict, ids, resolved := strings.Cut(results[i], "\x1f")
 			switch verdict {

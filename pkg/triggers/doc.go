@@ -47,11 +47,13 @@
 // partition, and those of a batch are taken in event-time order): a page event older than the
 // pending page changes nothing, but once the page ended its state is gone, so a late event is no
 // longer told from a new one (it does not move the recorded end, and a late pageview may start a
-// wait of its own). Only a session whose current page is pending has page state, so an action
-// that matches nothing costs Redis work only when it is a page event and some rule has a dwell:
-// its share of one SMISMEMBER per batch (inside the evaluation's script call), and no further
-// work unless its session has page state; a later page event of a session whose page ended costs
-// nothing more.
+// wait of its own). Only a session whose current page is pending has page state, and the engine
+// remembers the sessions a script call found without one (a bounded index in memory), so an
+// action that matches nothing costs no Redis work at all unless it is a page event of a session
+// with a pending page or not yet asked about: then its share of one SMISMEMBER per batch (inside
+// the evaluation's script call). What the index remembers holds while this process consumes the
+// session's actions without a break (only their consumer creates page state; Tick only removes
+// it); ForgetSessions, which the linker calls when partitions are assigned, empties it.
 //
 // # Exactly once
 //

@@ -157,6 +157,7 @@ type Engine struct {
 	scripts scripts
 
 	newest atomic.Int64 // newest action event time seen, Unix ms
+	pages  *pageIndex   // the sessions known to have no page state
 
 	deferredMu sync.Mutex
 	deferred   deferred // writes for the engine's next round trip
@@ -197,6 +198,7 @@ func NewEngine(rules *Rules, rdb redis.UniversalClient, log *zap.Logger, reg pro
 		clock:      time.Now,
 		metrics:    newMetrics(reg, log),
 		scripts:    newScripts(),
+		pages:      newPageIndex(),
 	}
 	for _, opt := range opts {
 		opt(e)

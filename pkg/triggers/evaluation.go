@@ -53,10 +53,11 @@ type Evaluation struct {
 // may match.
 func (e *Engine) Begin(ctx context.Context, inputs []Input) (*Evaluation, error) {
 	b := e.match(inputs)
-	if len(b.claims) == 0 && len(b.pages) == 0 && !e.hasDeferred() {
+	sessions := e.followed(groupSessions(b.pages))
+	if len(b.claims) == 0 && len(sessions) == 0 && !e.hasDeferred() {
 		return nil, nil
 	}
-	ev := &Evaluation{e: e, claims: b.claims, sessions: groupSessions(b.pages),
+	ev := &Evaluation{e: e, claims: b.claims, sessions: sessions,
 		leaseUntil: e.clock().Add(e.cfg.ClaimLease).UnixMilli()}
 	waits, err := waitEvents(b.pages)
 	if err != nil {
@@ -83,6 +84,28 @@ func (e *Engine) Begin(ctx context.Context, inputs []Input) (*Evaluation, error)
 	}
 	return ev, nil
 }
+
+// followed keeps the sessions whose page events need Redis: those that start a wait, and those
+// not known to have no page state (see pageIndex). A session that starts a wait is unknown again
+// until its script call tells.
+func (e *Engine) followed(sessions []sessionPages) []sessionPages {
+	kept := sessions[:0]
+	for _, sp := range sessions {
+		switch {
+		case sp.starts:
+			e.pages.forget(sp.session)
+		case e.pages.known(sp.session):
+			continue
+		}
+		kept = append(kept, sp)
+	}
+	return kept
+}
+
+// ForgetSessions forgets which sessions are known to have no page state. Call it when this
+// process starts consuming partitions of product actions it did not consume a moment ago:
+// another replica may have started dwell waits for their sessions meanwhile.
+func (e *Engine) ForgetSessions() { e.pages.reset() }
 
 // Queue queues the evaluation's commands into pipe, a pipeline the caller executes right after
 // (it may hold the caller's commands, before and after): the writes deferred to the engine's

@@ -85,7 +85,8 @@ const (
 // event-time order, each ended by RS, with fields ended by US: action id, event ms, then per
 // rule it starts: rule, due ms, due-set member. (Ids with control characters never get here.)
 // Returns per claim: "fire" (resolved: "fire", US, external id, US, contact id), "limited",
-// "unknown" or "dup:<state>".
+// "unknown" or "dup:<state>"; then the page status: per session followed, then per session asked
+// about, "1" when it has page state after the call, else "0" (the engine's pageIndex).
 const luaEvaluate = `
 local nc, nr, na = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease, ttl, pttl = ARGV[4], ARGV[5], ARGV[6]
@@ -134,7 +135,10 @@ for i = 1, nc do
   end
 end
 if uk and #listed > 0 then redis.call('ZADD', uk, unpack(listed)) end
-if nr + na == 0 then return out end
+if nr + na == 0 then
+  out[nc + 1] = ''
+  return out
+end
 
 local due, added, gone = {}, {}, {}
 local wrote = false -- a state was written: the set's TTL is renewed
@@ -150,7 +154,7 @@ local function follow(key, events, named)
   elseif named then
     gone[#gone + 1] = string.sub(key, 11, -7) -- its state expired
   end
-  if not st and string.byte(events, 1) ~= 49 then return end
+  if not st and string.byte(events, 1) ~= 49 then return false end
   local opened = false
   for ev in string.gmatch(string.sub(events, 2), '([^\30]*)\30') do
     local f = {}
@@ -183,8 +187,11 @@ local function follow(key, events, named)
     redis.call('DEL', key)
     if pk then gone[#gone + 1] = string.sub(key, 11, -7) end
   end
+  return cur ~= nil
 end
-for s = 1, nr do follow(KEYS[k + s - 1], ARGV[a + s], false) end
+-- status: per session, followed then asked, '1' when it has page state after the call
+local status = {}
+for s = 1, nr do status[s] = follow(KEYS[k + s - 1], ARGV[a + s], false) and '1' or '0' end
 if na > 0 then
   local named = redis.call('SMISMEMBER', pk, unpack(ARGV, a + nr + 1, a + nr + na))
   local last = 0
@@ -192,12 +199,16 @@ if na > 0 then
     if named[i] == 1 then last = i end
   end
   local events, pos = ARGV[a + nr + na + 1], 1
+  for i = 1, na do status[nr + i] = '0' end
   for i = 1, last do
     local stop = string.find(events, '\30', pos, true)
-    if named[i] == 1 then follow('tl:trg:{s:' .. ARGV[a + nr + i] .. '}:page', '0' .. string.sub(events, pos, stop), true) end
+    if named[i] == 1 and follow('tl:trg:{s:' .. ARGV[a + nr + i] .. '}:page', '0' .. string.sub(events, pos, stop), true) then
+      status[nr + i] = '1'
+    end
     pos = stop + 1
   end
 end
+out[nc + 1] = table.concat(status)
 if pk then
   if #gone > 0 then redis.call('SREM', pk, unpack(gone)) end
   if #added > 0 then redis.call('SADD', pk, unpack(added)) end
