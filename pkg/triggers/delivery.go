@@ -112,7 +112,6 @@ func (e *Engine) prepareEvaluate(claims []claim, sessions []sessionPages, leaseU
 		n = len(claimParts) + len(sessionParts) // each call keeps to one hash tag
 	}
 	calls := make([]*evalCall, 0, n)
-	var buf []byte // the page events of the sessions followed, each a slice of it
 	for i := range n {
 		var cpart, spart []int
 		switch {
@@ -154,25 +153,22 @@ func (e *Engine) prepareEvaluate(claims []claim, sessions []sessionPages, leaseU
 		}
 		// On a single server the sessions that start no wait are asked about (the set of sessions
 		// with page state names the few to follow): their names go after the page events of the
-		// sessions followed, then their earliest page events, packed in one argument.
-		asked := make([]any, 0, len(spart))
-		var askedEvents []byte
+		// sessions followed, then their earliest page events.
+		var asked, askedEvents []any
 		for _, j := range spart {
 			sp := &sessions[j]
 			if !e.cluster && !sp.starts {
 				asked = append(asked, sp.session)
-				askedEvents = appendPageEvent(askedEvents, &sp.events[0])
+				askedEvents = appendPageArgs(askedEvents, sp)
 				continue
 			}
-			start := len(buf)
-			buf = appendPageEvents(buf, sp)
 			keys = append(keys, sessionKey(sp.session))
-			args = append(args, buf[start:len(buf):len(buf)])
+			args = appendPageArgs(args, sp)
 			ec.sessions = append(ec.sessions, sp.session)
 		}
 		followed := len(spart) - len(asked)
 		if len(asked) > 0 {
-			args = append(append(args, asked...), askedEvents)
+			args = append(append(args, asked...), askedEvents...)
 			for _, s := range asked {
 				ec.sessions = append(ec.sessions, s.(string))
 			}
@@ -195,6 +191,11 @@ func queueCalls(ctx context.Context, rt *roundTrip, calls []*evalCall) {
 		rt.run(ctx, ec.call)
 	}
 }
+
+// unitSep separates the fields of a marker's value (see scripts.go): the ASCII unit separator,
+// which neither ids (actions with control characters do not trigger) nor JSON (which escapes it)
+// contain.
+const unitSep = '\x1f'
 
 // unconfirmedMarker is the value of a new unconfirmed marker (see scripts.go) that resolved no
 // contact: no redeliveries yet, no contact ids.

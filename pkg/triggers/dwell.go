@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -82,41 +81,28 @@ func groupSessions(pages []pageEvent) []sessionPages {
 	return out
 }
 
-// Separators of appendPageEvents: ASCII record and unit separators, which neither ids (actions
-// with control characters do not trigger) nor JSON (which escapes them) contain.
-const (
-	recordSep = '\x1e'
-	unitSep   = '\x1f'
-)
-
-// appendPageEvents appends to buf a session's page events for luaEvaluate: "1" when one starts a
-// dwell rule, else "0", then the events in event-time order, each ended by recordSep. The events
-// of the waits go separately (waitEvents).
-func appendPageEvents(buf []byte, sp *sessionPages) []byte {
+// appendPageArgs appends a session's page events to the arguments of luaEvaluate: "1" when one
+// starts a dwell rule, else "0", the number of events, then per event in event-time order: action
+// id, event ms, the number of rules it starts, and per rule: rule, due ms, due-set member. A
+// session that starts no wait sends only its earliest event: only that one can end its pending
+// page. The events of the waits go separately (waitEvents).
+func appendPageArgs(args []any, sp *sessionPages) []any {
 	if !sp.starts {
-		return appendPageEvent(append(buf, '0'), &sp.events[0])
+		pe := &sp.events[0]
+		return append(args, "0", 1, pe.id, pe.ms, 0)
 	}
 	if !slices.IsSortedFunc(sp.events, comparePageEvents) {
 		slices.SortStableFunc(sp.events, comparePageEvents)
 	}
-	buf = append(buf, '1')
+	args = append(args, "1", len(sp.events))
 	for i := range sp.events {
-		buf = appendPageEvent(buf, &sp.events[i])
+		pe := &sp.events[i]
+		args = append(args, pe.id, pe.ms, len(pe.starts))
+		for _, s := range pe.starts {
+			args = append(args, s.rule, s.due, dueMember(pe.session, pe.id, s.rule))
+		}
 	}
-	return buf
-}
-
-// appendPageEvent appends one page event for appendPageEvents, its fields each ended by unitSep:
-// action id, event ms, then per rule it starts: rule, due ms, due-set member.
-func appendPageEvent(buf []byte, pe *pageEvent) []byte {
-	buf = append(append(buf, pe.id...), unitSep)
-	buf = append(strconv.AppendInt(buf, pe.ms, 10), unitSep)
-	for _, s := range pe.starts {
-		buf = append(append(buf, s.rule...), unitSep)
-		buf = append(strconv.AppendInt(buf, s.due, 10), unitSep)
-		buf = append(append(buf, dueMember(pe.session, pe.id, s.rule)...), unitSep)
-	}
-	return append(buf, recordSep)
+	return args
 }
 
 // waitEvent is the event of a dwell wait a pageview starts, stored under its key (waitKey) by a
