@@ -3,7 +3,6 @@ package linkstore
 import (
 	"context"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/threadline/threadline/pkg/messages"
+	"github.com/threadline/threadline/pkg/testkit/cputime"
 	"github.com/threadline/threadline/pkg/testkit/redistest"
 )
 
@@ -65,7 +65,10 @@ func benchmarkRouteBatch(b *testing.B, linked bool, sessions int, props map[stri
 		}
 	}
 
-	cpuBefore := redisCPUSeconds(b, rdb)
+	cpuBefore, err := cputime.Redis(ctx, rdb)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
 		for i := range batch {
@@ -81,25 +84,9 @@ func benchmarkRouteBatch(b *testing.B, linked bool, sessions int, props map[stri
 		}
 	}
 	b.ReportMetric(float64(b.N*batchSize)/b.Elapsed().Seconds(), "actions/s")
-	b.ReportMetric((redisCPUSeconds(b, rdb)-cpuBefore)*1e6/float64(b.N*batchSize), "redis-cpu-µs/action")
-}
-
-// redisCPUSeconds is the CPU time redis-server has used (INFO cpu: used_cpu_user + used_cpu_sys).
-func redisCPUSeconds(b *testing.B, rdb *redis.Client) float64 {
-	info, err := rdb.Info(context.Background(), "cpu").Result()
+	cpuAfter, err := cputime.Redis(ctx, rdb)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var seconds float64
-	for _, line := range strings.Split(info, "\n") {
-		name, value, _ := strings.Cut(strings.TrimSpace(line), ":")
-		if name == "used_cpu_user" || name == "used_cpu_sys" {
-			v, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				b.Fatalf("INFO cpu line %q: %v", line, err)
-			}
-			seconds += v
-		}
-	}
-	return seconds
+	b.ReportMetric(float64((cpuAfter-cpuBefore).Microseconds())/float64(b.N*batchSize), "redis-cpu-µs/action")
 }
