@@ -285,11 +285,18 @@ func (e *Engine) match(inputs []Input) batch {
 	var decoded messages.ProductAction // the action whose raw properties were decoded
 	for i := range inputs {
 		pa := inputs[i].Action
+		if ms := pa.Action.EventTime.UnixMilli(); ms > 0 {
+			newest = max(newest, ms)
+		}
+		candidates := e.candidatesFor(pa.Action.Event, pa.Action.Kind)
+		page := e.hasDwell && isPageEvent(pa.Action.Kind) && pa.Action.SessionID != ""
+		if len(candidates) == 0 && !page {
+			continue // most actions: nothing more to look at
+		}
 		ms, valid := eventMillis(pa)
-		newest = max(newest, ms)
 		starts = starts[:0]
 		undecoded := pa.Properties == nil && len(inputs[i].RawProperties) > 0
-		for _, ri := range e.candidatesFor(pa.Action.Event, pa.Action.Kind) {
+		for _, ri := range candidates {
 			r := &e.rules[ri]
 			if !r.When.matchesAction(pa) {
 				continue
@@ -319,7 +326,7 @@ func (e *Engine) match(inputs []Input) batch {
 			}
 			b.claims = append(b.claims, newClaim(r, ev, ms, i))
 		}
-		if e.hasDwell && valid && isPageEvent(pa.Action.Kind) && pa.Action.SessionID != "" {
+		if page && valid {
 			b.pages = append(b.pages, pageEvent{session: pa.Action.SessionID, id: pa.Action.ActionID, ms: ms, starts: slices.Clone(starts)})
 		}
 	}
