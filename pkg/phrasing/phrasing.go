@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/threadline/threadline/pkg/messages"
 	"github.com/threadline/threadline/pkg/posthog"
@@ -50,15 +49,19 @@ type Phraser struct {
 	drop     map[string]struct{}
 	keep     map[string]struct{}
 	keepList []string // keep as a list, when it is short enough to search faster than the map
-	deny     []string
+	// keepLengths has bit n set when a name in keep is n bytes long, bit 63 for any name of 63
+	// bytes or more: most built-in properties are ruled out by their length alone
+	keepLengths uint64
+	deny        []string
 
 	// what events of one session repeat, worked out once
-	pages      memo[pageRef] // by raw path
-	urlPages   memo[pageRef] // by URL, for events without a path
-	labels     memo[string]
-	pseudonyms memo[string]
-	emails     memo[string]
-	names      memo[propertyName]
+	pages       memo[pageRef] // by raw path
+	urlPages    memo[pageRef] // by URL, for events without a path
+	labels      memo[string]
+	humanLabels memo[string] // labels of identifiers (see humanLabel), by identifier
+	pseudonyms  memo[string]
+	emails      memo[string]
+	names       memo[propertyName]
 }
 
 // pageRef is where an event happened: the redacted path and the page's name.
@@ -83,7 +86,9 @@ func New(cfg Config, redactor Redactor, ids IdentityHasher) *Phraser {
 		p.drop[strings.TrimSpace(e)] = struct{}{}
 	}
 	for _, k := range cfg.KeepProperties {
-		p.keep[strings.TrimSpace(k)] = struct{}{}
+		k = strings.TrimSpace(k)
+		p.keep[k] = struct{}{}
+		p.keepLengths |= lengthBit(len(k))
 	}
 	if len(p.keep) <= 8 {
 		p.keepList = make([]string, 0, len(p.keep))
@@ -132,7 +137,7 @@ func (p *Phraser) Action(ev posthog.Event) (messages.ProductAction, bool) {
 	path, page := p.where(&ev)
 	var excType, excMsg string // what an $exception says failed, read once
 	if ev.Name == "$exception" {
-		excType, excMsg = exceptionTypeAndMessage(&ev)
+		excType, excMsg = ev.Exception()
 	}
 	on := ""
 	if page != "" {
@@ -155,7 +160,7 @@ func (p *Phraser) Action(ev posthog.Event) (messages.ProductAction, bool) {
 		a.Text = "User left " + pageObject(page)
 	case "$autocapture":
 		t := p.targetOf(&ev)
-		a.Target = t.bare()
+		a.Target = t.bare
 		switch string(ev.Properties.TextBytes("$event_type")) {
 		case "submit":
 			a.Kind = messages.KindSubmit
@@ -169,11 +174,11 @@ func (p *Phraser) Action(ev posthog.Event) (messages.ProductAction, bool) {
 		}
 	case "$rageclick":
 		t := p.targetOf(&ev)
-		a.Kind, a.Target = messages.KindRageClick, t.bare()
+		a.Kind, a.Target = messages.KindRageClick, t.bare
 		a.Text = "User rage-clicked " + t.phrase() + on
 	case "$dead_click", "$dead_swipe":
 		t := p.targetOf(&ev)
-		a.Kind, a.Target = messages.KindDeadClick, t.bare()
+		a.Kind, a.Target = messages.KindDeadClick, t.bare
 		verb := "clicked"
 		if ev.Name == "$dead_swipe" {
 			verb = "swiped"
@@ -311,31 +316,6 @@ func (p *Phraser) exceptionDetail(typ, msg string) string {
 	return p.label(Humanize(typ))
 }
 
-func exceptionTypeAndMessage(ev *posthog.Event) (typ, msg string) {
-	if v, ok := ev.Properties.Get("$exception_list"); ok {
-		if list, ok := v.([]any); ok && len(list) > 0 {
-			if first, ok := list[0].(map[string]any); ok {
-				typ, _ = first["type"].(string)
-				msg, _ = first["value"].(string)
-			}
-		}
-	}
-	if typ == "" {
-		typ = ev.Prop("$exception_type")
-	}
-	if msg == "" {
-		msg = ev.Prop("$exception_message")
-	}
-	if typ == "" {
-		if v, ok := ev.Properties.Get("$exception_types"); ok {
-			if list, ok := v.([]any); ok && len(list) > 0 {
-				typ, _ = list[0].(string)
-			}
-		}
-	}
-	return typ, msg
-}
-
 // describeErrorType turns an application's own exception type into words; it returns "" for the
 // language's generic types, whose message says more.
 func describeErrorType(typ string) string {
@@ -384,11 +364,18 @@ func (p *Phraser) pseudonym(v string) string {
 
 // identity carries who did the action, hashed where it is personal data.
 func (p *Phraser) identity(ev *posthog.Event) messages.Identity {
+	// an absent id, the most common, needs no memo: its pseudonym is ""
 	key := func(v string) string {
-		return p.pseudonyms.get(strings.TrimSpace(v), p.pseudonym)
+		if v = strings.TrimSpace(v); v == "" {
+			return ""
+		}
+		return p.pseudonyms.get(v, p.pseudonym)
 	}
 	keyBytes := func(v []byte) string {
-		return p.pseudonyms.getBytes(bytes.TrimSpace(v), p.pseudonym)
+		if v = bytes.TrimSpace(v); len(v) == 0 {
+			return ""
+		}
+		return p.pseudonyms.getBytes(v, p.pseudonym)
 	}
 	userID := ev.Properties.TextBytes("$user_id")
 	id := messages.Identity{
@@ -442,7 +429,7 @@ func (p *Phraser) properties(ev *posthog.Event, excType string) map[string]strin
 		if len(out) >= p.cfg.MaxProperties {
 			break
 		}
-		if !p.carried(kb) {
+		if !p.listed(kb) {
 			continue
 		}
 		name := p.names.getBytes(kb, p.propertyName)
@@ -451,8 +438,11 @@ func (p *Phraser) properties(ev *posthog.Event, excType string) map[string]strin
 		}
 		k := name.key
 		var s string
-		if raw, _ := ev.Properties.Raw(k); len(raw) > 0 && raw[0] == '"' {
-			// a string, read as text rather than as an any
+		raw, _ := ev.Properties.Raw(k) // the last of a repeated key, as a decoded object has it
+		switch {
+		case len(raw) == 0:
+			continue
+		case raw[0] == '"':
 			v := ev.Properties.String(k)
 			if looksLikeURL(k, v) {
 				s = p.redactor.URL(v)
@@ -460,16 +450,19 @@ func (p *Phraser) properties(ev *posthog.Event, excType string) map[string]strin
 				s = p.redactor.Text(v)
 			}
 			s = truncate(s, 200)
-		} else {
-			v, _ := ev.Properties.Get(k)
-			switch v := v.(type) {
-			case float64:
-				s = strconv.FormatFloat(v, 'f', -1, 64)
-			case bool:
-				s = strconv.FormatBool(v)
-			default:
-				continue // objects, arrays, null
+		case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
+			// a number, written as its float64 is (one out of range is left out)
+			f, err := strconv.ParseFloat(string(raw), 64)
+			if err != nil {
+				continue
 			}
+			s = strconv.FormatFloat(f, 'f', -1, 64)
+		case string(raw) == "true":
+			s = "true"
+		case string(raw) == "false":
+			s = "false"
+		default:
+			continue // objects, arrays, null
 		}
 		if out == nil {
 			out = make(map[string]string)
@@ -487,20 +480,35 @@ func (p *Phraser) properties(ev *posthog.Event, excType string) map[string]strin
 	return out
 }
 
-// propertyName is what properties remembers of a property name carried() lets through.
+// propertyName is what properties remembers of a property name listed() lets through.
 type propertyName struct {
 	key     string
-	carried bool // the name is not itself personal data
+	carried bool // the name holds no sensitive word and is not itself personal data
 }
 
-// propertyName decides whether a name carried() lets through holds personal data itself.
+// propertyName decides whether a name listed() lets through may travel on an action: a property
+// of the event's own must not be named with a sensitive word, and no name may be personal data
+// itself.
 func (p *Phraser) propertyName(k string) propertyName {
+	if !strings.HasPrefix(k, "$") {
+		lower := strings.ToLower(k)
+		for _, w := range p.deny {
+			if strings.Contains(lower, w) {
+				return propertyName{key: k}
+			}
+		}
+	}
 	return propertyName{key: k, carried: p.redactor.Text(k) == k}
 }
 
-// carried reports whether a property named key may travel on an action.
-func (p *Phraser) carried(key []byte) bool {
+// listed reports whether a property named key may travel on an action as far as the lists of
+// names tell, which are quicker to look at than the memo of propertyName: a built-in property
+// must be kept, and a property of the event's own must not be one of those that name who sent it.
+func (p *Phraser) listed(key []byte) bool {
 	if len(key) > 0 && key[0] == '$' {
+		if p.keepLengths&lengthBit(len(key)) == 0 {
+			return false
+		}
 		if p.keepList != nil {
 			for _, k := range p.keepList {
 				if string(key) == k {
@@ -516,52 +524,11 @@ func (p *Phraser) carried(key []byte) bool {
 	case "distinct_id", "token", "title", "api_key", "$set", "$set_once":
 		return false
 	}
-	if !isASCII(key) {
-		lower := strings.ToLower(string(key))
-		for _, w := range p.deny {
-			if strings.Contains(lower, w) {
-				return false
-			}
-		}
-		return true
-	}
-	for _, w := range p.deny {
-		if containsLowerASCII(key, w) {
-			return false
-		}
-	}
 	return true
 }
 
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-// containsLowerASCII reports whether the lower-cased ASCII text s contains w, as
-// strings.Contains(strings.ToLower(s), w) does.
-func containsLowerASCII(s []byte, w string) bool {
-	for i := 0; i+len(w) <= len(s); i++ {
-		j := 0
-		for ; j < len(w); j++ {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != w[j] {
-				break
-			}
-		}
-		if j == len(w) {
-			return true
-		}
-	}
-	return false
-}
+// lengthBit is the bit of Phraser.keepLengths for a name n bytes long.
+func lengthBit(n int) uint64 { return 1 << min(n, 63) }
 
 func looksLikeURL(key, value string) bool {
 	return strings.HasSuffix(key, "url") || strings.HasSuffix(key, "pathname") || strings.HasSuffix(key, "referrer") ||

@@ -12,11 +12,12 @@ type target struct {
 	noun  string // "button", "link", "field", "form", …, "" for an element without a role
 	field bool   // a form control: phrased "the email field"
 	tag   string
+	bare  string // the target named without an article (see name), set by targetOf
 }
 
-// bare names the target without an article, as the Action's Target field does: "Select Pro
+// name names the target without an article, as the Action's Target field does: "Select Pro
 // button", "email field", "button", "div element".
-func (t target) bare() string {
+func (t target) name() string {
 	switch {
 	case t.label != "" && t.noun != "":
 		return t.label + " " + t.noun
@@ -34,12 +35,11 @@ func (t target) bare() string {
 func (t target) phrase() string {
 	switch {
 	case t.label != "" && t.field:
-		return "the " + t.bare()
+		return "the " + t.bare
 	case t.label != "":
-		return t.bare()
+		return t.bare
 	}
-	b := t.bare()
-	return article(b) + " " + b
+	return article(t.bare) + " " + t.bare
 }
 
 // short names the target by its label alone when it has one: "Update payment method".
@@ -145,7 +145,9 @@ func (p *Phraser) targetOf(ev *posthog.Event) target {
 	idx := pickTarget(ev.Elements)
 	if idx < 0 {
 		// no chain: the event-level text, if the SDK sent one
-		return target{label: p.label(ev.Prop("$el_text"))}
+		t := target{label: p.label(ev.Prop("$el_text"))}
+		t.bare = t.name()
+		return t
 	}
 	el := &ev.Elements[idx]
 	t := target{tag: el.Tag}
@@ -155,7 +157,13 @@ func (p *Phraser) targetOf(ev *posthog.Event) target {
 		t.label = p.label(c)
 		return t.label != ""
 	}
-	humanized := func(c string) bool { return c != "" && found(Humanize(c)) }
+	humanized := func(c string) bool {
+		if c == "" {
+			return false
+		}
+		t.label = p.humanLabels.get(c, p.humanLabel)
+		return t.label != ""
+	}
 	if t.field {
 		// a form control: its accessible name, then its identifiers; never its text or value
 		_ = found(el.Attr("aria-label")) || humanized(el.Attr("name")) || humanized(el.ID) ||
@@ -184,6 +192,7 @@ func (p *Phraser) targetOf(ev *posthog.Event) target {
 	if t.label != "" && strings.EqualFold(t.label, t.noun) {
 		t.label = ""
 	}
+	t.bare = t.name()
 	return t
 }
 
@@ -194,6 +203,9 @@ func (p *Phraser) label(s string) string {
 	}
 	return p.labels.get(s, p.makeLabel)
 }
+
+// humanLabel is the label of an identifier, in words: "select-plan-pro" names "select plan pro".
+func (p *Phraser) humanLabel(id string) string { return p.label(Humanize(id)) }
 
 func (p *Phraser) makeLabel(s string) string {
 	s = cleanText(s)

@@ -82,7 +82,7 @@ func (d *Decoder) decode(value []byte, now time.Time, events []Event) ([]Event, 
 		return s.decodeCaptureRequest(b, now, events, nil)
 	}
 	top := topLevel{s: s, outer: true}
-	if err := jsonscan.Members(b, top.member); err != nil {
+	if err := jsonscan.MembersIn(&s.value, b, top.member); err != nil {
 		return nil, malformed("message", err)
 	}
 	switch {
@@ -296,17 +296,17 @@ func (s *scratch) decodeCaptureOutput(top *topLevel, now time.Time) (Event, erro
 	if ev.UUID == "" {
 		ev.UUID = derivedUUID(ev.Token, data)
 	}
-	if t, err := ParseTimestamp(scalarText(top.timestamp)); err == nil {
+	if t, err := timestampOf(top.timestamp); err == nil {
 		ev.Timestamp = t
 		return ev, nil
 	}
 	// older capture: resolve from the raw event, the receive time and the request's sent_at
 	serverNow := now
-	if t, err := ParseTimestamp(scalarText(top.now)); err == nil {
+	if t, err := timestampOf(top.now); err == nil {
 		serverNow = t
 	}
 	var sentAt time.Time
-	if t, err := ParseTimestamp(scalarText(top.sentAt)); err == nil {
+	if t, err := timestampOf(top.sentAt); err == nil {
 		sentAt = t
 	}
 	ev.Timestamp = re.ClientTime(sentAt).Resolve(serverNow)
@@ -319,7 +319,7 @@ func (s *scratch) decodeCDP(top *topLevel, now time.Time) (Event, error) {
 		inner = s.cdpEvent
 	} else {
 		inner = topLevel{s: s}
-		if err := jsonscan.Members(top.event, inner.member); err != nil {
+		if err := jsonscan.MembersIn(&s.value, top.event, inner.member); err != nil {
 			return Event{}, malformed("event", err)
 		}
 	}
@@ -375,6 +375,7 @@ func (s *scratch) fillRow(ev *Event, row *topLevel) error {
 	if ev.PersonProperties, err = s.addObjects(row.personProperties); err != nil {
 		return err
 	}
+	ev.PersonProperties = s.withKeyLengths(ev.PersonProperties)
 	props, err := s.addObjects(row.properties)
 	if err != nil {
 		return err
@@ -390,7 +391,7 @@ func (s *scratch) fillRow(ev *Event, row *topLevel) error {
 
 // rowTime reads the resolved timestamp of a processed shape; a missing or unreadable one is now.
 func rowTime(raw []byte, now time.Time) time.Time {
-	if t, err := ParseTimestamp(scalarText(raw)); err == nil {
+	if t, err := timestampOf(raw); err == nil {
 		return t
 	}
 	return now.UTC()
@@ -400,8 +401,10 @@ func rowTime(raw []byte, now time.Time) time.Time {
 // and the elements_chain column of a row, and checks the result. Everything it is given must be in
 // the arena: the event keeps pointing into it.
 func (s *scratch) fillEvent(ev *Event, props Properties, set, setOnce, chainColumn []byte) error {
-	// $set, $set_once and the chain get fields of their own; the index is ours to filter in place
+	// $set, $set_once and the chain get fields of their own; the index (and its key lengths, when
+	// it has them) is ours to filter in place
 	var propSet, propSetOnce, propChain, propElements []byte
+	lengths := props.keyLengths
 	kept := 0 // members kept, moved down only once one is dropped
 	for i := range props.members {
 		m := &props.members[i]
@@ -424,10 +427,17 @@ func (s *scratch) fillEvent(ev *Event, props Properties, set, setOnce, chainColu
 		}
 		if kept != i {
 			props.members[kept] = *m
+			if lengths != nil {
+				lengths[kept] = lengths[i]
+			}
 		}
 		kept++
 	}
-	ev.Properties = Properties{buf: props.buf, members: props.members[:kept:kept]}
+	if lengths != nil {
+		ev.Properties = Properties{buf: props.buf, members: props.members[:kept:kept], keyLengths: lengths[:kept:kept]}
+	} else {
+		ev.Properties = s.withKeyLengths(Properties{buf: props.buf, members: props.members[:kept:kept]})
+	}
 	ev.SessionID = s.repeatedText(rawOf(ev.Properties, "$session_id"))
 	if ev.DistinctID == "" {
 		ev.DistinctID = truncateRunes(s.distinctIDText(rawOf(ev.Properties, "distinct_id")), MaxDistinctIDLength)
@@ -443,9 +453,9 @@ func (s *scratch) fillEvent(ev *Event, props Properties, set, setOnce, chainColu
 	if ev.SetOnce, err = s.addObjects(propSetOnce, setOnce); err != nil {
 		return err
 	}
-	chain := s.text(chainColumn)
+	chain := s.chainText(chainColumn)
 	if chain == "" {
-		chain = s.text(propChain)
+		chain = s.chainText(propChain)
 	}
 	switch {
 	case chain != "":

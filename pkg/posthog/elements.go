@@ -1,7 +1,6 @@
 package posthog
 
 import (
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -81,28 +80,111 @@ func (st *elementStore) parseChain(chain string) []Element {
 	if chain == "" {
 		return nil
 	}
-	// room for the whole chain at once, bounded by its separators
-	st.elements = slices.Grow(st.elements, strings.Count(chain, ";")+1)
-	st.classes = slices.Grow(st.classes, strings.Count(chain, "."))
-	st.attrs = slices.Grow(st.attrs, strings.Count(chain, `="`))
+	if cap(st.elements) == 0 {
+		// a new store: room for the whole chain at once, bounded by its separators (a store in
+		// use grows to what its chains need, and stays)
+		st.elements = make([]Element, 0, strings.Count(chain, ";")+1)
+		st.classes = make([]string, 0, strings.Count(chain, "."))
+		st.attrs = make([]Attribute, 0, strings.Count(chain, `="`))
+	}
 	start := len(st.elements)
 	for len(chain) > 0 {
-		end := elementEnd(chain)
-		part := strings.TrimSpace(chain[:end])
+		st.elements = append(st.elements, Element{})
+		el := &st.elements[len(st.elements)-1]
+		end, ok := st.parseFirstElement(el, chain)
+		if !ok {
+			end = elementEnd(chain)
+			if part := strings.TrimSpace(chain[:end]); part != "" {
+				st.parseElement(el, part)
+			} else {
+				st.elements = st.elements[:len(st.elements)-1]
+			}
+		}
 		if end < len(chain) {
 			chain = chain[end+1:]
 		} else {
 			chain = ""
 		}
-		if part == "" {
-			continue
-		}
-		st.elements = append(st.elements, st.parseElement(part))
 	}
 	if len(st.elements) == start {
 		return nil
 	}
 	return st.elements[start:len(st.elements):len(st.elements)]
+}
+
+// parseFirstElement parses the first element of chain into el, which is zero, in the pass that
+// finds where it ends: it reads what parseElement reads from the element elementEnd marks out,
+// trimmed, and returns the index of the ';' that ends it (or len(chain)). It gives up on an
+// element it cannot read so, leaving el and the store as they were (ok is false): one that starts
+// with a space or ';', a head alone that ends with a space, a '"' outside a value.
+func (st *elementStore) parseFirstElement(el *Element, chain string) (end int, ok bool) {
+	if c := chain[0]; c <= ' ' || c >= 0x80 || c == ';' {
+		return 0, false
+	}
+	// the head: up to the first ':' a key and '=' follow, as splitElement has it
+	split := -1
+	for i := 0; i < len(chain) && split < 0; i++ {
+		switch chain[i] {
+		case ';':
+			end = i
+		case '"':
+			return 0, false
+		case ':':
+			j := i + 1
+			for j < len(chain) && isKeyByte(chain[j]) {
+				j++
+			}
+			if j < len(chain) && chain[j] == '=' {
+				split = i
+			}
+			continue
+		default:
+			continue
+		}
+		break
+	}
+	if split < 0 {
+		if end == 0 {
+			end = len(chain)
+		}
+		if c := chain[end-1]; c <= ' ' || c >= 0x80 {
+			return 0, false
+		}
+		st.setHead(el, chain[:end])
+		st.finishElement(el, len(st.attrs))
+		return end, true
+	}
+	st.setHead(el, chain[:split])
+	classesStart, attrStart := len(st.classes)-len(el.Classes), len(st.attrs)
+	// the attributes: a key runs to `="` (a quote after anything else is given up on), a value
+	// to its closing quote, and a ';' between them ends the element
+	for pos, i := split+1, split+1; ; i++ {
+		if i == len(chain) {
+			end = i
+			break
+		}
+		if c := chain[i]; c == ';' {
+			end = i
+			break
+		} else if c != '"' {
+			continue
+		}
+		if i == pos || chain[i-1] != '=' {
+			*el = Element{}
+			st.classes, st.attrs = st.classes[:classesStart], st.attrs[:attrStart]
+			return 0, false
+		}
+		value, rest, ok := quotedValue(chain[i+1:])
+		if !ok {
+			end = len(chain) // no closing quote: the value runs to the end, and is not read
+			break
+		}
+		st.setAttr(el, chain[pos:i-1], value)
+		pos = len(chain) - len(rest)
+		i = pos - 1
+	}
+	st.finishElement(el, attrStart)
+	return end, true
 }
 
 // elementEnd returns the index of the ';' that ends the first element (outside quotes), or len(s).
@@ -125,53 +207,68 @@ func elementEnd(s string) int {
 	return len(s)
 }
 
-func (st *elementStore) parseElement(s string) Element {
+// parseElement parses one element of a chain into el, which is zero.
+func (st *elementStore) parseElement(el *Element, s string) {
 	head, attrs := splitElement(s)
-	var el Element
-	if head != "" {
-		tag, classes, _ := strings.Cut(head, ".")
-		el.Tag = tag
-		if classes != "" {
-			start := len(st.classes)
-			for c := range strings.SplitSeq(classes, ".") {
-				if c != "" {
-					st.classes = append(st.classes, c)
-				}
-			}
-			if len(st.classes) > start {
-				el.Classes = st.classes[start:len(st.classes):len(st.classes)]
-			}
-		}
-	}
+	st.setHead(el, head)
 	attrStart := len(st.attrs)
 	for len(attrs) > 0 {
 		eq := strings.Index(attrs, `="`)
 		if eq < 0 {
 			break
 		}
-		key := attrs[:eq]
 		value, rest, ok := quotedValue(attrs[eq+2:])
 		if !ok {
 			break
 		}
+		st.setAttr(el, attrs[:eq], value)
 		attrs = rest
-		switch {
-		case key == chainText:
-			el.Text = value
-		case key == chainHref:
-			el.Href = value
-		case key == chainNthChild:
-			el.NthChild, _ = strconv.Atoi(value)
-		case key == chainNthOfType:
-			el.NthOfType, _ = strconv.Atoi(value)
-		case key == chainAttrID:
-			el.ID = value
-		case strings.HasPrefix(key, chainAttr):
-			st.attrs = append(st.attrs, Attribute{Name: key[len(chainAttr):], Value: value})
-		case key != "":
-			st.attrs = append(st.attrs, Attribute{Name: key, Value: value})
+	}
+	st.finishElement(el, attrStart)
+}
+
+// setHead sets the tag and classes of el from the head of its element: "tag.class1.class2".
+func (st *elementStore) setHead(el *Element, head string) {
+	if head == "" {
+		return
+	}
+	tag, classes, _ := strings.Cut(head, ".")
+	el.Tag = tag
+	if classes != "" {
+		start := len(st.classes)
+		for c := range strings.SplitSeq(classes, ".") {
+			if c != "" {
+				st.classes = append(st.classes, c)
+			}
+		}
+		if len(st.classes) > start {
+			el.Classes = st.classes[start:len(st.classes):len(st.classes)]
 		}
 	}
+}
+
+// setAttr sets what the attribute key="value" of its element says of el.
+func (st *elementStore) setAttr(el *Element, key, value string) {
+	switch {
+	case key == chainText:
+		el.Text = value
+	case key == chainHref:
+		el.Href = value
+	case key == chainNthChild:
+		el.NthChild, _ = strconv.Atoi(value)
+	case key == chainNthOfType:
+		el.NthOfType, _ = strconv.Atoi(value)
+	case key == chainAttrID:
+		el.ID = value
+	case strings.HasPrefix(key, chainAttr):
+		st.attrs = append(st.attrs, Attribute{Name: key[len(chainAttr):], Value: value})
+	case key != "":
+		st.attrs = append(st.attrs, Attribute{Name: key, Value: value})
+	}
+}
+
+// finishElement completes el once its attributes, from st.attrs[attrStart:], are read.
+func (st *elementStore) finishElement(el *Element, attrStart int) {
 	if len(st.attrs) > attrStart {
 		el.Attributes = st.attrs[attrStart:len(st.attrs):len(st.attrs)]
 	}
@@ -181,7 +278,6 @@ func (st *elementStore) parseElement(s string) Element {
 	if el.Href == "" {
 		el.Href = el.Attr("href")
 	}
-	return el
 }
 
 // splitElement splits "tag.class1.class2:key="v"…" at the first ':' followed by a key and '=' (class

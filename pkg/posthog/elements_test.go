@@ -168,3 +168,51 @@ func sortStrings(s []string) {
 		}
 	}
 }
+
+// parseChainByParts parses a chain as parseChain does, without its single pass: each element cut
+// out by elementEnd and trimmed, then parsed.
+func parseChainByParts(chain string) []Element {
+	var st elementStore
+	for len(chain) > 0 {
+		end := elementEnd(chain)
+		if part := strings.TrimSpace(chain[:end]); part != "" {
+			st.elements = append(st.elements, Element{})
+			st.parseElement(&st.elements[len(st.elements)-1], part)
+		}
+		if end == len(chain) {
+			break
+		}
+		chain = chain[end+1:]
+	}
+	return st.elements
+}
+
+// chainsInOnePass are chains parseFirstElement reads, and chains it must give up on.
+var chainsInOnePass = []string{
+	`button.btn.btn-block.btn-primary:attr__class="btn btn-primary btn-block"attr__data-attr="select-plan-pro"attr__type="button"nth-child="4"nth-of-type="1"text="Select Pro";div.plan-card:nth-child="2"nth-of-type="2";body:nth-child="2"nth-of-type="1"`,
+	`button.md:flex.px-4:attr__class="px-4 md:flex"nth-child="1"nth-of-type="1"text="Say \"hi\"; a:b=c";div:nth-child="1"nth-of-type="1"`,
+	`a:href="/x"text="a \"q\" ; b"`, `div.md:flex:nth-child="1"`, `;`, `"`, `a:b="c\`, `a:b="c`, `a:b="c" ; d`,
+	`div ;span`, ` div;span `, "div\u00a0;p", `div:a=b;p`, `div:nth-child;x=`, `a:b="c""d"`, `a:x"b="c"`, `a"b:c="d"`,
+	`a:b="c"d e="f";;g`, `a:=""`, `a:b=""c`, `a.b..c:d="e"`, `:b="c"`, `a:b="c\";d";e`, "a:b=\"c\"\t;d",
+}
+
+// TestParseChainInOnePass checks that parseChain reads chains as parsing them part by part does.
+func TestParseChainInOnePass(t *testing.T) {
+	for _, chain := range chainsInOnePass {
+		checkChainInOnePass(t, chain)
+	}
+}
+
+func checkChainInOnePass(t *testing.T, chain string) {
+	t.Helper()
+	if got, want := ParseElementsChain(chain), parseChainByParts(chain); !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q in one pass:\n got %+v\nwant %+v", chain, got, want)
+	}
+}
+
+func FuzzParseChainInOnePass(f *testing.F) {
+	for _, chain := range chainsInOnePass {
+		f.Add(chain)
+	}
+	f.Fuzz(checkChainInOnePass)
+}

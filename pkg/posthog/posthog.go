@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/threadline/threadline/pkg/posthog/internal/jsonscan"
 )
 
 // Shape names the form a raw message came in. It is carried on every Event (for metrics and the
@@ -93,6 +95,69 @@ func (e *Event) AnonDistinctID() string { return e.Prop("$anon_distinct_id") }
 
 // UserID returns properties.$user_id, registered by identify().
 func (e *Event) UserID() string { return e.Prop("$user_id") }
+
+// Exception returns what an $exception event says failed: the type and the message (value) of
+// the first entry of properties.$exception_list, else $exception_type and $exception_message,
+// and for the type else the first of $exception_types. Each is "" when absent or not a string.
+// The list is read as Properties.Get would read it, but only as far as its first entry's type and
+// value: its stack traces are not decoded.
+func (e *Event) Exception() (typ, msg string) {
+	if raw, ok := e.Properties.Raw("$exception_list"); ok {
+		typ, msg = firstException(raw)
+	}
+	if typ == "" {
+		typ = e.Prop("$exception_type")
+	}
+	if msg == "" {
+		msg = e.Prop("$exception_message")
+	}
+	if typ == "" {
+		if v, ok := e.Properties.Get("$exception_types"); ok {
+			if list, ok := v.([]any); ok && len(list) > 0 {
+				typ, _ = list[0].(string)
+			}
+		}
+	}
+	return typ, msg
+}
+
+// errFirstOnly ends a walk of an array after its first element.
+var errFirstOnly = errors.New("first element read")
+
+// firstException returns the type and value of the first entry of an exception list, raw JSON
+// whose syntax is checked, when they are strings: what decoding the list with Get would give,
+// which fails for the whole list when a number anywhere in it is out of range.
+func firstException(raw []byte) (typ, msg string) {
+	if jsonscan.KindOf(raw) != jsonscan.KindArray || !jsonscan.NumbersInRange(raw) {
+		return "", ""
+	}
+	_ = jsonscan.Elements(raw, func(v *jsonscan.Value) error {
+		if v.Kind() != jsonscan.KindObject {
+			return errFirstOnly
+		}
+		_ = v.Members(func(key []byte, mv *jsonscan.Value) error {
+			// a repeated key: the last one counts, as in a decoded object
+			switch string(key) {
+			case "type":
+				typ = stringValue(mv)
+			case "value":
+				msg = stringValue(mv)
+			}
+			return nil
+		})
+		return errFirstOnly
+	})
+	return typ, msg
+}
+
+// stringValue returns the value v when it is a string, else "".
+func stringValue(v *jsonscan.Value) string {
+	if v.Kind() != jsonscan.KindString {
+		return ""
+	}
+	raw, _ := v.Raw()
+	return scalarText(raw)
+}
 
 // PersonValue looks key up in $set, then person properties, then $set_once, and returns it as a
 // string ("" when absent or not a scalar).

@@ -3,6 +3,7 @@ package posthog
 import (
 	"encoding/binary"
 	"iter"
+	"math/bits"
 
 	"github.com/threadline/threadline/pkg/posthog/internal/jsonscan"
 )
@@ -18,6 +19,11 @@ type Properties struct {
 	// pointers for the garbage collector to follow or to guard with write barriers
 	buf     []byte
 	members []member
+	// keyLengths, when set, holds the length of each member's key, a byte each (255 for any
+	// longer), so that a lookup compares eight lengths at once and reads only the keys of the
+	// right length; nil for few members or a key with escapes (its length as written is not its
+	// length)
+	keyLengths []byte
 }
 
 // member is one indexed member: offsets of its key (escaped as written) and of its raw JSON value,
@@ -30,16 +36,22 @@ type member = jsonscan.Member
 // one each time. What a decode hands out is cut to its length (three-index slices), so nothing
 // appended later overwrites it.
 type scratch struct {
-	arena    []byte
-	members  []member
-	elements elementStore
+	arena      []byte
+	members    []member
+	keyLengths []byte // the backing store of every Properties' keyLengths
+	elements   elementStore
 	// read holds the objects read ahead, while the top level was checked, so that no one reads
 	// them again
 	read []readObject
 	// cdpEvent is the event of a CDP body, read ahead
 	cdpEvent topLevel
+	// value is the Value of the members of the objects read one after the other, never one
+	// inside another: the message, a capture event, a CDP body's event read late
+	value jsonscan.Value
 	// texts is kept from message to message by a Decoder (nil otherwise): see repeatedText
 	texts *[textSlots]string
+	// lastChain is the elements chain read last, kept from message to message: see chainText
+	lastChain string
 }
 
 // textSlots is the size of the table repeatedText remembers texts in.
@@ -96,10 +108,13 @@ type readObject struct {
 func (s *scratch) reset() {
 	s.arena = s.arena[:0]
 	s.members = s.members[:0]
+	s.keyLengths = s.keyLengths[:0]
 	s.elements.reset()
 	clear(s.read)
 	s.read = s.read[:0]
-	s.cdpEvent = topLevel{}
+	if s.cdpEvent.s != nil { // a CDP body's event was read: let go of what it holds
+		s.cdpEvent = topLevel{}
+	}
 }
 
 // readAhead returns what was read ahead of raw (the same bytes, not equal ones), or nil.
@@ -189,19 +204,23 @@ func (s *scratch) appendValueString(v *jsonscan.Value) ([]byte, error) {
 	return s.arena[start:len(s.arena):len(s.arena)], err
 }
 
-// text is scalarText for a long value: a string is decoded through the arena in one pass, and only
-// the string itself is allocated.
-func (s *scratch) text(raw []byte) string {
+// chainText is scalarText for an elements chain: a string is decoded through the arena in one
+// pass, and only the string itself is allocated, unless it is the chain read last (clicks repeat
+// on one element: a rage click, a dead click after the click), whose string is kept.
+func (s *scratch) chainText(raw []byte) string {
 	if jsonscan.KindOf(raw) != jsonscan.KindString {
 		return scalarText(raw)
 	}
 	start := len(s.arena)
 	b, err := s.appendString(raw)
+	s.arena = s.arena[:start] // the chain's text is a string of its own
 	if err != nil {
-		s.arena = s.arena[:start]
 		return ""
 	}
-	return string(b)
+	if string(b) != s.lastChain {
+		s.lastChain = string(b)
+	}
+	return s.lastChain
 }
 
 // properties returns the members indexed since start (len(s.members) before indexing), offsets
@@ -309,7 +328,70 @@ func (s *scratch) indexValue(v *jsonscan.Value) ([]byte, error) {
 	return nil, invalid("properties are not an object")
 }
 
+// minKeyLengths is the fewest members for which a Properties keeps its keyLengths.
+const minKeyLengths = 16
+
+// withKeyLengths returns p with its keyLengths, made in the scratch, when it has enough members
+// for them to pay off.
+func (s *scratch) withKeyLengths(p Properties) Properties {
+	if len(p.members) < minKeyLengths {
+		return p
+	}
+	start := len(s.keyLengths)
+	for i := range p.members {
+		m := &p.members[i]
+		if m.KeyEscaped {
+			s.keyLengths = s.keyLengths[:start]
+			return p
+		}
+		s.keyLengths = append(s.keyLengths, byte(min(m.KeyEnd-m.KeyStart, 255)))
+	}
+	p.keyLengths = s.keyLengths[start:len(s.keyLengths):len(s.keyLengths)]
+	return p
+}
+
+// SWAR constants: one in every byte, the low seven bits of every byte, and the high bit of every
+// byte.
+const (
+	lows  = 0x0101010101010101
+	low7s = 0x7f7f7f7f7f7f7f7f
+	highs = 0x8080808080808080
+)
+
+// lookupByLength is lookup through p.keyLengths, for a key shorter than 255 bytes: from the last
+// eight lengths back to the first, the members whose key has the length of key, last first.
+func (p Properties) lookupByLength(key string) ([]byte, bool) {
+	lengths := p.keyLengths
+	want := lows * uint64(len(key))
+	for end := len(lengths); end > 0; end -= 8 {
+		start := end - 8
+		var x uint64
+		if start >= 0 {
+			x = binary.LittleEndian.Uint64(lengths[start:end])
+		} else {
+			// the first few, after bytes that read as 255, a length key does not have
+			word := [8]byte{255, 255, 255, 255, 255, 255, 255, 255}
+			copy(word[-start:], lengths[:end])
+			x = binary.LittleEndian.Uint64(word[:])
+		}
+		// the high bit of every byte of x equal to the length of key
+		y := x ^ want
+		for m := ^((y&low7s + low7s) | y) & highs; m != 0; {
+			top := 63 - bits.LeadingZeros64(m)
+			m &^= 1 << top
+			mb := &p.members[start+top/8]
+			if string(p.buf[mb.KeyStart:mb.KeyEnd]) == key {
+				return mb.Value(p.buf), true
+			}
+		}
+	}
+	return nil, false
+}
+
 func (p Properties) lookup(key string) ([]byte, bool) {
+	if p.keyLengths != nil && len(key) < 255 {
+		return p.lookupByLength(key)
+	}
 	n := uint32(len(key))
 	for i := len(p.members) - 1; i >= 0; i-- {
 		m := &p.members[i]

@@ -166,7 +166,7 @@ func (h *requestHead) member(key, value []byte) {
 			h.token = scalarText(value)
 		}
 	case "sent_at":
-		if t, err := ParseTimestamp(scalarText(value)); err == nil {
+		if t, err := timestampOf(value); err == nil {
 			h.sentAt = t
 		}
 	case "historical_migration":
@@ -239,7 +239,7 @@ func (s *scratch) parseRawEvent(b []byte) (RawEvent, error) {
 		return RawEvent{}, invalid("event is not an object")
 	}
 	p := rawEventParser{s: s, ev: RawEvent{JSON: b}}
-	err := jsonscan.Members(b, p.member)
+	err := jsonscan.MembersIn(&s.value, b, p.member)
 	if p.propsErr != nil {
 		return RawEvent{}, p.propsErr
 	}
@@ -332,6 +332,7 @@ func (p *rawEventParser) member(key []byte, v *jsonscan.Value) error {
 // finish completes the event from its properties once every member is read.
 func (p *rawEventParser) finish() RawEvent {
 	ev := p.ev
+	ev.props = p.s.withKeyLengths(ev.props)
 	distinctID := p.distinctID
 	if distinctID == "" {
 		distinctID = p.s.distinctIDText(rawOf(ev.props, "distinct_id"))

@@ -19,6 +19,14 @@ var errBadTimestamp = errors.New("posthog: unrecognised timestamp")
 // zone (UTC), a bare date, and numeric epochs in seconds or milliseconds. The result is in UTC.
 func ParseTimestamp(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
+	if t, ok := parseCommonTime(s); ok {
+		return t, nil
+	}
+	return parseLenient(s)
+}
+
+// parseLenient is ParseTimestamp by time.Parse and the layouts, for a trimmed s.
+func parseLenient(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, errBadTimestamp
 	}
@@ -34,6 +42,98 @@ func ParseTimestamp(s string) (time.Time, error) {
 		return t, nil
 	}
 	return parseLayouts(s)
+}
+
+// timestampOf is ParseTimestamp for a raw JSON value (scalarText's text of it), without making a
+// string of the time for the common forms.
+func timestampOf(raw []byte) (time.Time, error) {
+	if n := len(raw); n > 2 && raw[0] == '"' && raw[n-1] == '"' {
+		if t, ok := parseCommonTime(raw[1 : n-1]); ok {
+			return t, nil
+		}
+	}
+	return ParseTimestamp(scalarText(raw))
+}
+
+// parseCommonTime reads, in UTC, the forms of time nearly every event carries:
+// "2006-01-02T15:04:05", a fraction of any length ('.' and digits) after it, then "Z", a ±hh:mm
+// offset or no zone (UTC), with a space in place of the T allowed. It reports false for anything
+// else, and for a field out of range, leaving those to ParseTimestamp's layouts; what it reads it
+// reads to the same time they would, fraction digits past the ninth dropped as time.Parse drops
+// them. s holds no escapes: its bytes are the text.
+func parseCommonTime[S string | []byte](s S) (time.Time, bool) {
+	if len(s) < len("2006-01-02T15:04:05") || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') ||
+		s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	century, ok1 := twoDigits(s[0], s[1], 99)
+	years, ok2 := twoDigits(s[2], s[3], 99)
+	month, ok3 := twoDigits(s[5], s[6], 12)
+	day, ok4 := twoDigits(s[8], s[9], 31)
+	hour, ok5 := twoDigits(s[11], s[12], 23)
+	minute, ok6 := twoDigits(s[14], s[15], 59)
+	sec, ok7 := twoDigits(s[17], s[18], 59)
+	year := century*100 + years
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) || month < 1 || day < 1 || day > daysIn(time.Month(month), year) {
+		return time.Time{}, false
+	}
+	rest := s[19:]
+	nsec := 0
+	if len(rest) >= 2 && rest[0] == '.' && rest[1] >= '0' && rest[1] <= '9' {
+		n := 1
+		for ; n < len(rest) && rest[n] >= '0' && rest[n] <= '9'; n++ {
+			if n <= 9 {
+				nsec = nsec*10 + int(rest[n]-'0')
+			}
+		}
+		for digits := n - 1; digits < 9; digits++ {
+			nsec *= 10
+		}
+		rest = rest[n:]
+	}
+	offset := 0
+	switch {
+	case len(rest) == 0 || (len(rest) == 1 && rest[0] == 'Z'):
+	case len(rest) == len("-07:00") && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		hh, okH := twoDigits(rest[1], rest[2], 23)
+		mm, okM := twoDigits(rest[4], rest[5], 59)
+		if !okH || !okM {
+			return time.Time{}, false
+		}
+		offset = (hh*60 + mm) * 60
+		if rest[0] == '-' {
+			offset = -offset
+		}
+	default:
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	if offset != 0 {
+		t = t.Add(-time.Duration(offset) * time.Second)
+	}
+	return t, true
+}
+
+// twoDigits reads two decimal digits as a number, and reports whether they are digits and the
+// number is at most max.
+func twoDigits(hi, lo byte, max int) (int, bool) {
+	hi, lo = hi-'0', lo-'0'
+	n := int(hi)*10 + int(lo)
+	return n, hi <= 9 && lo <= 9 && n <= max
+}
+
+// daysIn returns the number of days of month in year.
+func daysIn(month time.Month, year int) int {
+	switch month {
+	case time.February:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.April, time.June, time.September, time.November:
+		return 30
+	}
+	return 31
 }
 
 // parseSpaced parses a time with a space instead of the T.

@@ -84,3 +84,50 @@ func FuzzParseTimestamp(f *testing.F) {
 		}
 	})
 }
+
+// commonTimes are times in the forms parseCommonTime reads, and near misses it must leave alone.
+var commonTimes = []string{
+	"2025-03-14T10:15:02.203Z", "2025-03-14 10:15:02.203000", "2025-03-14T10:15:02", "2025-03-14T10:15:02Z",
+	"2025-03-14T10:15:02.1234567891234Z", "2025-03-14T13:15:02.203+03:00", "2025-03-14T05:15:02-05:30",
+	"2025-03-14 13:15:02.2+23:59", "2024-02-29T00:00:00Z", "2025-02-29T00:00:00Z", "2000-02-29 23:59:59",
+	"1900-02-29T00:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999-00:00",
+	"2025-03-14T24:00:00Z", "2025-03-14T10:60:00Z", "2025-03-14T10:15:60Z", "2025-00-14T10:15:02Z",
+	"2025-03-00T10:15:02Z", "2025-04-31T10:15:02Z", "2025-03-14T10:15:02.Z", "2025-03-14T10:15:02,203Z",
+	"2025-03-14T10:15:02.203z", "2025-03-14T10:15:02+24:00", "2025-03-14T10:15:02+03:60",
+	"2025-03-14T10:15:02+0300", "2025-03-14T10:15:02+03", "2025-03-14t10:15:02Z", "2025-3-14T10:15:02Z",
+	"2025-03-14T1:15:02Z", "2025-03-14T10:15:02 Z", "2025-03-14T10:15:02.203 +03:00", "2025-03-14T10:15:02.2x",
+	"2025-03-14 10:15:02.203000 ", "+025-03-14T10:15:02Z", "2025-03-14T10:15:0aZ",
+}
+
+// TestParseCommonTime checks that the fast path reads every time it accepts to the time the lenient
+// layouts read it to.
+func TestParseCommonTime(t *testing.T) {
+	for _, s := range commonTimes {
+		checkCommonTime(t, s)
+	}
+}
+
+func checkCommonTime(t *testing.T, s string) {
+	t.Helper()
+	got, ok := parseCommonTime(s)
+	if !ok {
+		return
+	}
+	if got != got.UTC() {
+		t.Fatalf("%q: %s not in UTC", s, got)
+	}
+	want, err := parseLenient(s)
+	if err != nil || got != want {
+		t.Fatalf("%q: fast path %s, layouts %s (%v)", s, got, want, err)
+	}
+	if fromBytes, ok := parseCommonTime([]byte(s)); !ok || fromBytes != got {
+		t.Fatalf("%q: from bytes %s %v, from a string %s", s, fromBytes, ok, got)
+	}
+}
+
+func FuzzParseCommonTime(f *testing.F) {
+	for _, s := range commonTimes {
+		f.Add(s)
+	}
+	f.Fuzz(checkCommonTime)
+}

@@ -396,8 +396,11 @@ func (v *Value) AppendString(dst []byte) ([]byte, error) {
 }
 
 // appendString decodes the string that starts at b[i] onto dst in one pass and returns the index
-// after it. Plain bytes are copied eight at a time: a word is stored whole and the output advances
-// past its plain bytes only, so the run between two escapes costs no call of its own.
+// after it. Plain bytes are copied eight at a time: a word is stored whole, and an escaped quote or
+// backslash in it (most of what a JSON string holding JSON escapes) is resolved in place, the rest
+// of the word stored again one byte further down; the word's special bytes come from one mask, and
+// the input is read a word after the other whatever it holds, so that reading need not wait for
+// the escapes to be resolved.
 func appendString(dst, b []byte, i int) ([]byte, int, error) {
 	if i >= len(b) || b[i] != '"' {
 		return dst, i, syntaxErr(b, i, "string")
@@ -409,25 +412,35 @@ func appendString(dst, b []byte, i int) ([]byte, int, error) {
 	w := len(dst)
 	out := dst[:cap(dst)]
 	for {
+	words:
 		for j+8 <= len(b) {
 			x := binary.LittleEndian.Uint64(b[j:])
+			m := specialBytes(x)
 			binary.LittleEndian.PutUint64(out[w:], x)
-			if m := specialBytes(x); m != 0 {
+			dropped := 0 // the backslashes of the word's escapes resolved so far
+			for m != 0 {
 				n := bits.TrailingZeros64(m) / 8
-				j += n
-				w += n
-				// an escaped quote or backslash, most of what a JSON string holding JSON escapes,
-				// is resolved here without leaving the loop
-				if b[j] == '\\' && j+1 < len(b) && (b[j+1] == '"' || b[j+1] == '\\') {
-					out[w] = b[j+1]
-					w++
-					j += 2
-					continue
+				if n == 7 || byte(x>>(8*n)) != '\\' {
+					// the end of the string, or what the loop below resolves: the bytes
+					// before it are in place
+					j += n
+					w += n - dropped
+					break words
 				}
-				break
+				e := byte(x >> (8*n + 8))
+				if e != '"' && e != '\\' {
+					j += n
+					w += n - dropped
+					break words
+				}
+				out[w+n-dropped] = e
+				binary.LittleEndian.PutUint64(out[w+n+1-dropped:], x>>(8*n+16))
+				dropped++
+				m &= m - 1 // the backslash
+				m &= m - 1 // the byte it escapes, special itself
 			}
 			j += 8
-			w += 8
+			w += 8 - dropped
 		}
 		for j < len(b) {
 			c := b[j]
@@ -509,12 +522,16 @@ func appendString(dst, b []byte, i int) ([]byte, int, error) {
 }
 
 // specialBytes returns, for the eight bytes of x (little-endian), the high bit of each byte that
-// is '"', '\\', a control character or non-ASCII; the lowest one set is exact (a borrow can only
-// flag bytes above the first such byte).
+// is '"', '\\', a control character or non-ASCII, exactly: the low seven bits of a byte plus 0x60
+// reach the high bit unless they are below 0x20, and those of a byte xor the quote (or backslash)
+// plus 0x7f unless they are zero, and neither sum carries into the next byte.
 func specialBytes(x uint64) uint64 {
-	q := x ^ (lows * '"')
-	s := x ^ (lows * '\\')
-	return (((x - lows*0x20) & ^x) | ((q - lows) & ^q) | ((s - lows) & ^s) | x) & highs
+	const low7 = lows * 0x7f
+	v := x & low7
+	notControl := v + lows*(0x80-0x20)
+	notQuote := (v ^ lows*'"') + low7
+	notBackslash := (v ^ lows*'\\') + low7
+	return (^(notControl & notQuote & notBackslash) | x) & highs
 }
 
 // Members calls fn for every member of the object b holds, in order, with the key's content and its
@@ -522,7 +539,14 @@ func specialBytes(x uint64) uint64 {
 // stays valid after the call (and must not be modified). Members checks the syntax of the whole object
 // and stops at the first error fn returns.
 func Members(b []byte, fn func(key []byte, v *Value) error) error {
-	end, err := members(b, SkipSpace(b, 0), 0, fn)
+	return MembersIn(new(Value), b, fn)
+}
+
+// MembersIn is Members giving fn v, whatever it held, as the Value of every member: a caller that
+// reads object after object keeps one Value for them all, where Members makes one per call.
+func MembersIn(v *Value, b []byte, fn func(key []byte, v *Value) error) error {
+	*v = Value{b: b}
+	end, err := members(v, SkipSpace(b, 0), 0, fn)
 	if err != nil {
 		return err
 	}
@@ -530,7 +554,8 @@ func Members(b []byte, fn func(key []byte, v *Value) error) error {
 }
 
 // Members calls fn for every member of the value, which must be an object, as the package-level
-// Members does, reading the object in place.
+// Members does, reading the object in place. fn is given v itself as the Value of every member,
+// and v is the object's again once Members returns.
 func (v *Value) Members(fn func(key []byte, v *Value) error) error {
 	if v.read {
 		raw, err := v.Raw()
@@ -539,14 +564,16 @@ func (v *Value) Members(fn func(key []byte, v *Value) error) error {
 		}
 		return Members(raw, fn)
 	}
-	v.read = true
-	v.end, v.err = members(v.b, v.start, v.depth, fn)
-	return v.err
+	start, depth := v.start, v.depth
+	end, err := members(v, start, depth, fn)
+	v.start, v.end, v.depth, v.read, v.err = start, end, depth, true, err
+	return err
 }
 
-// members reads the object that starts at b[i] at nesting depth, calling fn per member, and returns
-// the index after it.
-func members(b []byte, i, depth int, fn func(key []byte, v *Value) error) (int, error) {
+// members reads the object that starts at v.b[i] at nesting depth, calling fn per member with v
+// as its Value, and returns the index after it. v.err must be nil.
+func members(v *Value, i, depth int, fn func(key []byte, v *Value) error) (int, error) {
+	b := v.b
 	if depth+1 > MaxDepth {
 		return i, ErrDepth
 	}
@@ -557,7 +584,6 @@ func members(b []byte, i, depth int, fn func(key []byte, v *Value) error) (int, 
 	if i < len(b) && b[i] == '}' {
 		return i + 1, nil
 	}
-	v := &Value{b: b}
 	for {
 		if i >= len(b) || b[i] != '"' {
 			return i, syntaxErr(b, i, "object key")
@@ -854,6 +880,29 @@ func AppendString(dst, b []byte) ([]byte, error) {
 		return dst, syntaxErr(b, end, "end of string")
 	}
 	return dst, nil
+}
+
+// NumbersInRange reports whether every number in b, a JSON value whose syntax is checked, is
+// within the range of a float64: whether Any decodes b.
+func NumbersInRange(b []byte) bool {
+	for i := 0; i < len(b); {
+		switch c := b[i]; {
+		case c == '"':
+			i, _, _ = scanString(b, i)
+		case c == '-' || (c >= '0' && c <= '9'):
+			end, err := scanNumber(b, i)
+			if err != nil {
+				return false
+			}
+			if _, err := parseNumber(b[i:end]); err != nil {
+				return false
+			}
+			i = end
+		default:
+			i++
+		}
+	}
+	return true
 }
 
 // Float decodes the JSON number b holds.
