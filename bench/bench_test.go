@@ -386,17 +386,21 @@ func TestDrainRateIsTakenBetweenTenAndNinetyPercent(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	d := Drain{Target: 1000, Samples: []Sample{
 		{At: t0, Value: 0, CPU: 0},
-		{At: t0.Add(2 * time.Second), Value: 0, CPU: 100 * time.Millisecond},     // start-up
-		{At: t0.Add(3 * time.Second), Value: 100, CPU: 200 * time.Millisecond},   // 10%
-		{At: t0.Add(4 * time.Second), Value: 500, CPU: 600 * time.Millisecond},   //
-		{At: t0.Add(5 * time.Second), Value: 900, CPU: 1000 * time.Millisecond},  // 90%
-		{At: t0.Add(9 * time.Second), Value: 1000, CPU: 1100 * time.Millisecond}, // tail
+		{At: t0.Add(2 * time.Second), Value: 0, CPU: 100 * time.Millisecond},                                   // start-up
+		{At: t0.Add(3 * time.Second), Value: 100, CPU: 200 * time.Millisecond, Redis: 50 * time.Millisecond},   // 10%
+		{At: t0.Add(4 * time.Second), Value: 500, CPU: 600 * time.Millisecond},                                 //
+		{At: t0.Add(5 * time.Second), Value: 900, CPU: 1000 * time.Millisecond, Redis: 250 * time.Millisecond}, // 90%
+		{At: t0.Add(9 * time.Second), Value: 1000, CPU: 1100 * time.Millisecond},                               // tail
 	}}
 	if got := d.Rate(); got != 400 {
 		t.Fatalf("rate %g, want 400 records/s", got)
 	}
 	if got := d.PerCPUSecond(); got != 1000 {
 		t.Fatalf("per CPU-second %g, want 1000", got)
+	}
+	// 800 ms of the service and 200 ms of redis-server for 800 records
+	if got := d.CostPerRecord(); got != 1250*time.Microsecond {
+		t.Fatalf("cost per record %s, want 1.25ms", got)
 	}
 	fast := Drain{Target: 1000, Samples: []Sample{{At: t0, Value: 0}, {At: t0.Add(time.Second), Value: 1000, CPU: 500 * time.Millisecond}}}
 	if got := fast.Rate(); got != 1000 {

@@ -417,6 +417,9 @@ func (s *system) drain(ctx context.Context, service, topic string, target int) (
 			if cpu, err := ProcessCPU(s.pid(service)); err == nil {
 				smp.CPU = cpu
 			}
+			if cpu, err := ProcessCPU(s.redis.Pid()); err == nil {
+				smp.Redis = cpu
+			}
 			d.Samples = append(d.Samples, smp)
 			if v >= float64(target) {
 				d.HandleSeconds, _ = Scrape(ctx, s.admins[service], "threadline_consumer_handle_seconds_sum", labels)

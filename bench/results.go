@@ -44,8 +44,9 @@ type Machine struct {
 type Sample struct {
 	At    time.Time
 	Value float64
-	CPU   time.Duration
-	Bench time.Duration
+	CPU   time.Duration // the service's CPU time
+	Bench time.Duration // the benchmark process's (the broker's)
+	Redis time.Duration // the redis-server's
 }
 
 // Drain is one service working through a backlog.
@@ -131,6 +132,20 @@ func (d Drain) PerCPUSecond() float64 {
 		return (to.Value - from.Value) / cpu.Seconds()
 	}
 	return 0
+}
+
+// CostPerRecord is the CPU time the service and the redis-server spent per record over the same
+// window: what a record costs the service with the Redis work it causes.
+func (d Drain) CostPerRecord() time.Duration {
+	from, to, ok := d.Window(0.1, 0.9)
+	if !ok && len(d.Samples) >= 2 {
+		from, to = d.Samples[0], d.Samples[len(d.Samples)-1]
+	}
+	records := to.Value - from.Value
+	if records <= 0 || to.CPU <= from.CPU {
+		return 0
+	}
+	return time.Duration(float64(to.CPU-from.CPU+to.Redis-from.Redis) / records)
 }
 
 // Throughput is the backlog phase: ingest, then the linker, each draining a backlog alone.

@@ -124,7 +124,7 @@ func (l *Linker) route(ctx context.Context, actions []messages.ProductAction, pr
 	}
 	in := make([]triggers.Input, len(actions))
 	for i := range actions {
-		in[i] = triggers.Input{Action: &actions[i], RawProperties: props[i], User: triggers.UserFromIdentity(actions[i].Identity)}
+		in[i] = triggers.Input{Action: &actions[i], RawProperties: props[i]}
 	}
 	eval, err := l.triggers.Begin(ctx, in)
 	if err != nil {

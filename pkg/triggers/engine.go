@@ -124,7 +124,9 @@ func cleanID(id string) string {
 // Input is one action to evaluate and who did it.
 type Input struct {
 	Action *messages.ProductAction // the engine reads it, never changes it
-	User   User
+	// User is who did the action; zero, the engine takes the identifiers the action carries
+	// (UserFromIdentity), and only for an action a rule matches.
+	User User
 	// RawProperties, when Action.Properties is nil, are the action's properties as a JSON object
 	// of strings (as ingest writes them on product.actions). The engine decodes them, at most
 	// once, only when the action meets every other condition of a rule that reads properties
@@ -311,6 +313,9 @@ func (e *Engine) match(inputs []Input) batch {
 			}
 			r.counters.matched.Inc()
 			user := inputs[i].User
+			if user == (User{}) {
+				user = UserFromIdentity(pa.Identity)
+			}
 			if !valid || (r.Dwell > 0 && pa.Action.SessionID == "") {
 				r.counters.skipped[skipInvalid].Inc()
 				continue

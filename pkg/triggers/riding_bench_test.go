@@ -2,33 +2,34 @@ package triggers
 
 import (
 	"context"
-	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/threadline/threadline/pkg/messages"
 
 	"github.com/threadline/threadline/pkg/testkit/cputime"
 	"github.com/threadline/threadline/pkg/testkit/redistest"
 	"github.com/threadline/threadline/pkg/triggers/triggertest"
 )
 
-// BenchmarkRiding measures what the 20 rules of triggertest.RulesFile cost when their Redis work
-// rides a caller's round trip, as in the linker: per batch of triggertest.Traffic, Begin, Queue
-// into a pipeline that also holds the caller's command (a PING), Exec, Finish and ConfirmLater,
-// on one real redis-server. The same pipeline holding only the PING is measured in turn with
-// each batch (in alternating order), and taken off, so that what is left is the rules' own cost.
-// In the sub-benchmarks none, 2% or 10% of the actions match a rule; a Tick (and the Confirm of
-// what it fires) follows every batch, as the linker ticks about once a second.
+// BenchmarkRiding measures what the 20 rules of triggertest.RulesFile cost the linker per action:
+// per batch of triggertest.Traffic (500 actions, 100 sessions), what the linker does with rules
+// on and not without them — the inputs built from the decoded actions, Begin, Queue into the
+// pipeline of its route round trip, Finish, the encoding of the events to produce, and
+// ConfirmLater — on one real redis-server. The route round trip is stood in for by a pipeline
+// holding a PING, measured alone in turn with each batch (in alternating order) and taken off,
+// so that what is left is the rules' own cost. In the sub-benchmarks none, 2% or 10% of the
+// actions match a rule (payment errors, rage clicks, pricing and billing pageviews that start
+// dwell waits); a Tick (and the Confirm of what it fires) follows every batch, as the linker
+// ticks about once a second.
 //
 // Costs are CPU time, this process's and the redis-server's (INFO cpu), which other work on the
 // machine barely disturbs: cpu-ns/action is the rules' cost per action, split into
-// process-ns/action and redis-ns/action; redis-calls/action counts the commands the server ran
-// (INFO commandstats; a script's own commands included, the script call too); a Tick's cost, per
-// call, is tick-cpu-µs; events/batch is what the rules emitted.
+// process-ns/action and redis-ns/action; a Tick's cost, per call, is tick-cpu-µs; events/batch is
+// what the rules emitted. The linker's own cost per action (BenchmarkLinkedActions in linker)
+// is what make bench sets it beside.
 func BenchmarkRiding(b *testing.B) {
 	for _, tc := range []struct {
 		name       string
@@ -51,72 +52,83 @@ func benchmarkRiding(b *testing.B, matchEvery int) {
 	}
 	e := NewEngine(rules, rdb, zap.NewNop(), nil)
 	actions := triggertest.Traffic(matchEvery)
-	inputs := make([]Input, len(actions))
-
-	var rulesCost, pingCost, tickCost redisUsage
+	meter, err := cputime.NewMeter(ctx, rdb)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rulesCost, pingCost, tickCost cputime.Usage
 	events := 0
-	// withRules evaluates the next batch riding a pipeline that holds the caller's PING.
-	withRules := func(n int) {
-		triggertest.Stamp(actions, n, t0)
-		for i := range actions {
-			inputs[i] = Input{Action: &actions[i], User: UserFromIdentity(actions[i].Identity)}
+	measure := func(into *cputime.Usage, phase func() error) {
+		var failed error
+		if err := meter.Measure(ctx, into, func() { failed = phase() }); err != nil {
+			b.Fatal(err)
 		}
-		m := startUsage(b, ctx, rdb)
+		if failed != nil {
+			b.Fatal(failed)
+		}
+	}
+	// withRules evaluates the next batch riding a pipeline that holds the caller's PING.
+	withRules := func() error {
+		inputs := make([]Input, len(actions))
+		for i := range actions {
+			inputs[i] = Input{Action: &actions[i]}
+		}
 		ev, err := e.Begin(ctx, inputs)
 		if err != nil {
-			b.Fatal(err)
+			return err
 		}
 		pipe := rdb.Pipeline()
 		pipe.Ping(ctx)
 		if err := ev.Queue(ctx, pipe); err != nil {
-			b.Fatal(err)
+			return err
 		}
 		_, _ = pipe.Exec(ctx)
 		out, err := ev.Finish(ctx)
 		if err != nil {
-			b.Fatal(err)
+			return err
+		}
+		for i := range out {
+			if _, err := messages.Marshal(out[i]); err != nil {
+				return err
+			}
 		}
 		e.ConfirmLater(out)
-		m.stop(b, ctx, &rulesCost)
 		events += len(out)
+		return nil
 	}
 	// pingOnly sends the caller's pipeline without the rules.
-	pingOnly := func() {
-		m := startUsage(b, ctx, rdb)
+	pingOnly := func() error {
 		pipe := rdb.Pipeline()
 		pipe.Ping(ctx)
-		if _, err := pipe.Exec(ctx); err != nil {
-			b.Fatal(err)
-		}
-		m.stop(b, ctx, &pingCost)
+		_, err := pipe.Exec(ctx)
+		return err
 	}
 	n := 0
 	round := func() {
+		triggertest.Stamp(actions, n, t0)
 		if n%2 == 0 {
-			withRules(n)
-			pingOnly()
+			measure(&rulesCost, withRules)
+			measure(&pingCost, pingOnly)
 		} else {
-			pingOnly()
-			withRules(n)
+			measure(&pingCost, pingOnly)
+			measure(&rulesCost, withRules)
 		}
 		n++
-		m := startUsage(b, ctx, rdb)
-		out, err := e.Tick(ctx, e.NewestEventTime())
-		if err == nil {
-			err = e.Confirm(ctx, out)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		m.stop(b, ctx, &tickCost)
-		events += len(out)
+		measure(&tickCost, func() error {
+			out, err := e.Tick(ctx, e.NewestEventTime())
+			if err != nil {
+				return err
+			}
+			events += len(out)
+			return e.Confirm(ctx, out)
+		})
 	}
 	// Warm up, unmeasured: the scripts get loaded, and pending dwell waits, limiters and decided
 	// markers build up as in service (a wait is decided 7 batches after it starts).
 	for range 10 {
 		round()
 	}
-	rulesCost, pingCost, tickCost, events = redisUsage{}, redisUsage{}, redisUsage{}, 0
+	rulesCost, pingCost, tickCost, events = cputime.Usage{}, cputime.Usage{}, cputime.Usage{}, 0
 	rounds := 0
 	for b.Loop() {
 		round()
@@ -125,84 +137,12 @@ func benchmarkRiding(b *testing.B, matchEvery int) {
 	if matchEvery > 0 && events == 0 {
 		b.Fatalf("the rules emitted nothing in %d rounds", rounds)
 	}
-	perAction := func(d float64) float64 { return d / float64(rounds*len(actions)) }
-	process := perAction(float64(rulesCost.process - pingCost.process))
-	server := perAction(float64(rulesCost.server - pingCost.server))
+	perAction := func(d time.Duration) float64 { return float64(d) / float64(rounds*len(actions)) }
+	process := perAction(rulesCost.Process - pingCost.Process)
+	server := perAction(rulesCost.Redis - pingCost.Redis)
 	b.ReportMetric(process+server, "cpu-ns/action")
 	b.ReportMetric(process, "process-ns/action")
 	b.ReportMetric(server, "redis-ns/action")
-	b.ReportMetric(perAction(float64(rulesCost.calls-pingCost.calls)), "redis-calls/action")
-	b.ReportMetric(float64((tickCost.process+tickCost.server).Microseconds())/float64(rounds), "tick-cpu-µs")
+	b.ReportMetric(float64(tickCost.Total().Microseconds())/float64(rounds), "tick-cpu-µs")
 	b.ReportMetric(float64(events)/float64(rounds), "events/batch")
-}
-
-// redisUsage adds up the cost of measured phases: this process's CPU time, the redis-server's,
-// and the commands it ran.
-type redisUsage struct {
-	process, server time.Duration
-	calls           int64
-}
-
-// usageMeter measures one phase: startUsage, the work, stop.
-type usageMeter struct {
-	rdb redis.UniversalClient
-	at  redisUsage
-}
-
-func startUsage(b *testing.B, ctx context.Context, rdb redis.UniversalClient) usageMeter {
-	b.Helper()
-	m := usageMeter{rdb: rdb}
-	server, calls, err := serverUsage(ctx, rdb)
-	if err != nil {
-		b.Fatal(err)
-	}
-	process, ok := cputime.Process()
-	if !ok {
-		b.Skip("the process's CPU time is unknown on this platform")
-	}
-	m.at = redisUsage{process: process, server: server, calls: calls}
-	return m
-}
-
-func (m usageMeter) stop(b *testing.B, ctx context.Context, into *redisUsage) {
-	b.Helper()
-	process, _ := cputime.Process()
-	server, calls, err := serverUsage(ctx, m.rdb)
-	if err != nil {
-		b.Fatal(err)
-	}
-	into.process += process - m.at.process
-	into.server += server - m.at.server
-	into.calls += calls - m.at.calls
-}
-
-// serverUsage reads the redis-server's CPU time (used_cpu_user + used_cpu_sys) and the commands it
-// ran (the calls of every command in INFO commandstats).
-func serverUsage(ctx context.Context, rdb redis.UniversalClient) (time.Duration, int64, error) {
-	info, err := rdb.Info(ctx, "cpu", "commandstats").Result()
-	if err != nil {
-		return 0, 0, fmt.Errorf("INFO: %w", err)
-	}
-	var seconds float64
-	var calls int64
-	for _, line := range strings.Split(info, "\n") {
-		name, value, ok := strings.Cut(strings.TrimSpace(line), ":")
-		switch {
-		case !ok:
-		case name == "used_cpu_user" || name == "used_cpu_sys":
-			v, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				return 0, 0, fmt.Errorf("INFO line %q: %w", line, err)
-			}
-			seconds += v
-		case strings.HasPrefix(name, "cmdstat_"):
-			field, _, _ := strings.Cut(value, ",")
-			v, err := strconv.ParseInt(strings.TrimPrefix(field, "calls="), 10, 64)
-			if err != nil {
-				return 0, 0, fmt.Errorf("INFO line %q: %w", line, err)
-			}
-			calls += v
-		}
-	}
-	return time.Duration(seconds * float64(time.Second)), calls, nil
 }

@@ -133,6 +133,16 @@ func (s *Server) start(bin string, port int) error {
 	return lastErr
 }
 
+// Pid is the redis-server process's id, 0 when the server is embedded or stopped.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Stop kills the server. It is safe to call twice.
 func (s *Server) Stop() {
 	s.mu.Lock()
