@@ -72,10 +72,11 @@ func BenchmarkPackages(root string) ([]string, error) {
 	return pkgs, nil
 }
 
-// RunMicro runs the Benchmark functions of pkgs (in root) once each with benchtime, copying
-// go test's output to out, and returns the results parsed.
+// RunMicro runs the Benchmark functions of pkgs (in root) once each with benchtime, one package
+// at a time (go test runs several at once by default, and on two cores each would measure the
+// other's load), copying go test's output to out, and returns the results parsed.
 func RunMicro(ctx context.Context, root, benchtime string, pkgs []string, out io.Writer) ([]MicroResult, error) {
-	args := append([]string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-count", "1", "-benchtime", benchtime}, pkgs...)
+	args := append([]string{"test", "-p", "1", "-run", "^$", "-bench", ".", "-benchmem", "-count", "1", "-benchtime", benchtime}, pkgs...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	var buf bytes.Buffer
