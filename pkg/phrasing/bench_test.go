@@ -1,6 +1,7 @@
 package phrasing
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/threadline/threadline/pkg/posthog"
@@ -14,6 +15,9 @@ import (
 // bytes into map[string]any; x-vs-json is normalise's rate over the baseline's. Run it on one core:
 // go test -run XXX -bench Normalize -cpu 1 ./pkg/phrasing
 func BenchmarkNormalize(b *testing.B) {
+	// One core, whatever -cpu says: the target is per core, and with a second P idle the runtime
+	// lets garbage-collection workers burn it, which counts as CPU time spent normalising.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	p := New(DefaultConfig(), redact.New(redact.DefaultConfig()), IdentityFuncs{Key: redact.IdentityKey, Email: redact.EmailHash})
 	for _, shape := range posthogtest.Journey(b, posthogtest.Dir()) {
 		b.Run(shape.Name, func(b *testing.B) {
@@ -35,6 +39,7 @@ func BenchmarkNormalize(b *testing.B) {
 			perRound := round()
 			b.ReportAllocs()
 			var rr posthogtest.RateReport
+			runtime.GC() // the previous shape's garbage (its encoding/json baseline above all) is not this one's
 			rr.Start()
 			for b.Loop() {
 				round()
