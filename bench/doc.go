@@ -6,13 +6,15 @@
 // allocation profiles of each stage under load, and the key figures of the package Benchmark*
 // functions.
 //
-// A run goes: the package benchmarks (go test -bench, short benchtime); a build of the four
-// binaries (profiled through /debug/pprof/ on their admin addresses); the limits; the throughput phase, in which ingest and then the linker each
-// drain a backlog alone, timed between 10% and 90% of it, with their process CPU time; then
+// A run goes: the package benchmarks (go test -bench, short benchtime, one package at a time); a
+// build of the four binaries (profiled through /debug/pprof/ on their admin addresses); the
+// limits; the throughput phase, in which ingest and then the linker each drain a backlog alone,
+// timed between 10% and 90% of it, with their process CPU time and the redis-server's; then
 // one paced latency row per notewriter coalescing setting, measuring event time → note stored
 // in the fake for every live line, and the notewriter's Intercom calls per action; then the
 // direct rows, the notewriter alone fed straight on conversation.actions, each beside what
 // coalescing and the Intercom budget allow at its load. Peak RSS is each process's VmHWM. The
-// main table also goes into README.md, between its bench markers (ReplaceReadmeTable). Linux
-// only: it reads /proc.
+// main table also goes into README.md, between its bench markers (ReplaceReadmeTable), with the
+// package figures that have targets: normalise's slowest shape, and what the trigger rules cost
+// per action beside the linker's own cost. Linux only: it reads /proc.
 package bench
