@@ -223,7 +223,19 @@ func skipArray(b []byte, i, depth int) (int, error) {
 func scanString(b []byte, i int) (end int, complex bool, err error) {
 	j := i + 1
 	for {
-		j = plainRun(b, j)
+		// plainRun, its word loop inlined: most strings are keys and short values, whose cost is
+		// the call
+		for {
+			if j+8 > len(b) {
+				j = plainRun(b, j)
+				break
+			}
+			if m := specialBytes(binary.LittleEndian.Uint64(b[j:])); m != 0 {
+				j += bits.TrailingZeros64(m) / 8
+				break
+			}
+			j += 8
+		}
 		if j >= len(b) {
 			return j, complex, syntaxErr(b, j, "string end")
 		}
@@ -734,11 +746,20 @@ func appendMembers(dst []Member, b []byte, i, depth int) ([]Member, int, error) 
 			return dst, i, syntaxErr(b, i, "colon")
 		}
 		vs := SkipSpace(b, i+1)
-		ve, err := skipValue(b, vs, depth+1)
+		var ve int
+		if vs < len(b) && b[vs] == '"' { // most values are strings: skipValue's first case, without the call
+			ve, _, err = scanString(b, vs)
+		} else {
+			ve, err = skipValue(b, vs, depth+1)
+		}
 		if err != nil {
 			return dst, ve, err
 		}
 		dst = append(dst, Member{KeyStart: uint32(ks), KeyEnd: uint32(ke), ValueStart: uint32(vs), ValueEnd: uint32(ve), KeyEscaped: complex})
+		if ve < len(b) && b[ve] == ',' { // afterMember's common case, without the call
+			i = SkipSpace(b, ve+1)
+			continue
+		}
 		next, done, err := afterMember(b, ve, '}', "object end")
 		if err != nil {
 			return dst, next, err
