@@ -496,3 +496,20 @@ type openerFunc func(context.Context, loadgen.User) (string, error)
 func (f openerFunc) OpenConversation(ctx context.Context, u loadgen.User) (string, error) {
 	return f(ctx, u)
 }
+
+func TestMediansMergeTheRunsOfOneBenchmark(t *testing.T) {
+	out := `pkg: example.com/a
+BenchmarkX-2   	  10	  300 ns/op	  5.0 events/s
+BenchmarkY-2   	   1	  100 ns/op
+BenchmarkX-2   	  30	  100 ns/op	  9.0 events/s
+BenchmarkX-2   	  20	  200 ns/op	  7.0 events/s
+`
+	got := Medians(ParseMicro(out))
+	if len(got) != 2 || got[0].Name != "X" || got[1].Name != "Y" {
+		t.Fatalf("merged %+v", got)
+	}
+	x := got[0]
+	if x.Iterations != 20 || x.Metrics["ns/op"] != 200 || x.Metrics["events/s"] != 7 {
+		t.Fatalf("X medians %+v", x)
+	}
+}

@@ -37,6 +37,9 @@ type Config struct {
 	Readme string
 	// BenchTime is -benchtime for the package Benchmark* functions run first ("" skips them).
 	BenchTime string
+	// BenchCount is how often each package benchmark runs; the report takes the median of each
+	// figure (single short runs on a shared VM swing by a fifth).
+	BenchCount int
 	// Partitions of every topic, as THREADLINE_KAFKA_TOPIC_PARTITIONS.
 	Partitions int
 
@@ -87,6 +90,7 @@ func DefaultConfig() Config {
 		Results:             "bench/RESULTS.md",
 		Readme:              "README.md",
 		BenchTime:           "200ms",
+		BenchCount:          3,
 		Partitions:          6,
 		ThroughputSessions:  3000,
 		ThroughputShare:     0.1,
@@ -128,6 +132,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Results, "bench.results", d.Results, `Markdown file the results table is written to ("" writes none)`)
 	fs.StringVar(&c.Readme, "bench.readme", d.Readme, `Markdown file whose `+ReadmeBegin+` … `+ReadmeEnd+` section gets the main table ("" writes none)`)
 	fs.StringVar(&c.BenchTime, "bench.benchtime", d.BenchTime, `-benchtime of the package Benchmark* functions run first ("" skips them)`)
+	fs.IntVar(&c.BenchCount, "bench.count", d.BenchCount, "runs of each package benchmark; the report takes the median of each figure")
 	fs.IntVar(&c.Partitions, "bench.partitions", d.Partitions, "partitions of every topic")
 	fs.IntVar(&c.ThroughputSessions, "bench.throughput-sessions", d.ThroughputSessions, "journeys in the backlog ingest and the linker drain")
 	fs.Float64Var(&c.ThroughputShare, "bench.throughput-share", d.ThroughputShare, "share of the backlog's users who open a conversation")

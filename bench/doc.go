@@ -6,7 +6,8 @@
 // allocation profiles of each stage under load, and the key figures of the package Benchmark*
 // functions.
 //
-// A run goes: the package benchmarks (go test -bench, short benchtime, one package at a time); a
+// A run goes: the package benchmarks (go test -bench, short benchtime, one package at a time,
+// three runs of which each figure's median counts); a
 // build of the four binaries (profiled through /debug/pprof/ on their admin addresses); the
 // limits; the throughput phase, in which ingest and then the linker each drain a backlog alone,
 // timed between 10% and 90% of it, with their process CPU time and the redis-server's; then

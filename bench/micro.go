@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,20 +73,65 @@ func BenchmarkPackages(root string) ([]string, error) {
 	return pkgs, nil
 }
 
-// RunMicro runs the Benchmark functions of pkgs (in root) once each with benchtime, one package
-// at a time (go test runs several at once by default, and on two cores each would measure the
-// other's load), copying go test's output to out, and returns the results parsed.
-func RunMicro(ctx context.Context, root, benchtime string, pkgs []string, out io.Writer) ([]MicroResult, error) {
-	args := append([]string{"test", "-p", "1", "-run", "^$", "-bench", ".", "-benchmem", "-count", "1", "-benchtime", benchtime}, pkgs...)
+// RunMicro runs the Benchmark functions of pkgs (in root) count times each with benchtime, one
+// package at a time (go test runs several at once by default, and on two cores each would
+// measure the other's load), copying go test's output to out, and returns the medians of the
+// results (Medians).
+func RunMicro(ctx context.Context, root, benchtime string, count int, pkgs []string, out io.Writer) ([]MicroResult, error) {
+	args := append([]string{"test", "-p", "1", "-run", "^$", "-bench", ".", "-benchmem",
+		"-count", strconv.Itoa(max(count, 1)), "-benchtime", benchtime}, pkgs...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	var buf bytes.Buffer
 	w := io.MultiWriter(&buf, out)
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Run(); err != nil {
-		return ParseMicro(buf.String()), fmt.Errorf("bench: go %s: %w", strings.Join(args, " "), err)
+		return Medians(ParseMicro(buf.String())), fmt.Errorf("bench: go %s: %w", strings.Join(args, " "), err)
 	}
-	return ParseMicro(buf.String()), nil
+	return Medians(ParseMicro(buf.String())), nil
+}
+
+// Medians merges the results of the same benchmark (package and name), in first-seen order:
+// each metric, and the iterations, is the median of its runs (the upper middle of an even
+// number).
+func Medians(results []MicroResult) []MicroResult {
+	type key struct{ pkg, name string }
+	var order []key
+	runs := map[key][]MicroResult{}
+	for _, r := range results {
+		k := key{r.Package, r.Name}
+		if _, seen := runs[k]; !seen {
+			order = append(order, k)
+		}
+		runs[k] = append(runs[k], r)
+	}
+	out := make([]MicroResult, 0, len(order))
+	for _, k := range order {
+		rs := runs[k]
+		m := MicroResult{Package: k.pkg, Name: k.name, Metrics: map[string]float64{}}
+		iters := make([]float64, len(rs))
+		for i, r := range rs {
+			iters[i] = float64(r.Iterations)
+		}
+		m.Iterations = int64(medianOf(iters))
+		for unit := range rs[0].Metrics {
+			var vs []float64
+			for _, r := range rs {
+				if v, ok := r.Metrics[unit]; ok {
+					vs = append(vs, v)
+				}
+			}
+			m.Metrics[unit] = medianOf(vs)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func medianOf(vs []float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // ParseMicro reads `go test -bench` output: "pkg:" lines name the package of the result lines

@@ -413,7 +413,7 @@ func (r *Results) WriteSummary(w io.Writer) {
 		r.writeCPU(w)
 	}
 	if rows := r.MicroRows(); len(rows) > 0 {
-		fmt.Fprintf(w, "\nPackage benchmarks (go test -bench, -benchtime %s)\n\n", r.Config.BenchTime)
+		fmt.Fprintf(w, "\nPackage benchmarks (go test -bench, -benchtime %s, the median of %d runs)\n\n", r.Config.BenchTime, max(r.Config.BenchCount, 1))
 		WriteTable(w, rows)
 	}
 	for _, p := range r.Problems {

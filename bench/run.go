@@ -52,12 +52,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *zap.Logger) (*Resu
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(out, "bench: package benchmarks (-benchtime %s): %v\n", cfg.BenchTime, pkgs)
+		fmt.Fprintf(out, "bench: package benchmarks (-benchtime %s, -count %d): %v\n", cfg.BenchTime, cfg.BenchCount, pkgs)
 		micro, err := os.Create(filepath.Join(workDir, "micro.txt"))
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
-		res.Micro, err = RunMicro(ctx, root, cfg.BenchTime, pkgs, io.MultiWriter(out, micro))
+		res.Micro, err = RunMicro(ctx, root, cfg.BenchTime, cfg.BenchCount, pkgs, io.MultiWriter(out, micro))
 		micro.Close()
 		if err != nil {
 			return nil, err
