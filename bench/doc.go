@@ -7,10 +7,10 @@
 // functions.
 //
 // A run goes: the package benchmarks (go test -bench, short benchtime, one package at a time,
-// three runs of which each figure's median counts); a
-// build of the four binaries (profiled through /debug/pprof/ on their admin addresses); the
-// limits; the throughput phase, in which ingest and then the linker each drain a backlog alone,
-// timed between 10% and 90% of it, with their process CPU time and the redis-server's; then
+// three runs, each figure their median); a build of the four binaries (profiled through
+// /debug/pprof/ on their admin addresses); the limits; the throughput phase, in which ingest
+// and then the linker each drain a backlog alone, timed between 10% and 90% of it, with their
+// process CPU time and the redis-server's; then
 // one paced latency row per notewriter coalescing setting, measuring event time → note stored
 // in the fake for every live line, and the notewriter's Intercom calls per action; then the
 // direct rows, the notewriter alone fed straight on conversation.actions, each beside what
