@@ -504,7 +504,7 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "## Package benchmarks")
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "`go test -bench . -benchtime %s` over every package with a Benchmark function, in the same run.\n", c.BenchTime)
+		fmt.Fprintf(w, "`go test -p 1 -bench . -benchtime %s -count %d` over every package with a Benchmark function, in the same run; each figure is the median of the runs.\n", c.BenchTime, max(c.BenchCount, 1))
 		fmt.Fprintln(w)
 		WriteTable(w, rows)
 	}
