@@ -12,15 +12,14 @@ import (
 	"github.com/threadline/threadline/pkg/messages"
 )
 
-// The shape of a batch of Traffic: Sessions sessions, PerSession consecutive actions each.
+// The shape of a batch of Traffic: sessions sessions, perSession consecutive actions each, and
+// the event time it covers (Stamp): 50 actions a second.
 const (
-	Sessions   = 100
-	PerSession = 5
-	Actions    = Sessions * PerSession
+	sessions   = 100
+	perSession = 5
+	batchSize  = sessions * perSession
+	span       = 10 * time.Second
 )
-
-// Span is the event time one batch covers (Stamp): 50 actions a second.
-const Span = 10 * time.Second
 
 // RulesFile is the absolute path of the rules file of the benchmarks: 20 rules, two of them with
 // a dwell, several with every, property conditions and metadata.
@@ -28,12 +27,6 @@ func RulesFile() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "testdata", "bench_rules.yaml")
 }
-
-// SessionID is the id of the i-th session of Traffic, 0 ≤ i < Sessions.
-func SessionID(i int) string { return "bench-s" + strconv.Itoa(i) }
-
-// UserID is the user id of the i-th session of Traffic, the id its actions' identity carries.
-func UserID(i int) string { return "bench-u" + strconv.Itoa(i) }
 
 // template is one kind of action of the traffic.
 type template struct {
@@ -76,21 +69,22 @@ var matching = []template{
 	{"$pageview", messages.KindPageview, "/pricing", nil},
 }
 
-// Traffic builds a poll batch of Actions actions, PerSession consecutive ones per session, each
-// session of its own identified user (SessionID, UserID). Every matchEvery-th action matches a
+// Traffic builds a poll batch of 500 actions, 5 consecutive ones for each of 100 sessions, each
+// session of its own identified user. Every matchEvery-th action matches a
 // rule of RulesFile (0: none). Stamp gives them ids and event times.
 func Traffic(matchEvery int) []messages.ProductAction {
-	actions := make([]messages.ProductAction, Actions)
+	actions := make([]messages.ProductAction, batchSize)
 	for i := range actions {
 		tpl := quiet[i%len(quiet)]
 		if matchEvery > 0 && i%matchEvery == matchEvery/2 {
 			tpl = matching[(i/matchEvery)%len(matching)]
 		}
-		uid := UserID(i / PerSession)
+		session := strconv.Itoa(i / perSession)
+		uid := "bench-u" + session
 		actions[i] = messages.ProductAction{
 			Version: messages.Version,
 			Action: messages.Action{
-				SessionID: SessionID(i / PerSession), Event: tpl.event, Kind: tpl.kind, Path: tpl.path,
+				SessionID: "bench-s" + session, Event: tpl.event, Kind: tpl.kind, Path: tpl.path,
 				Page: tpl.path[1:], Text: "User did " + tpl.event,
 			},
 			Identity:   messages.Identity{DistinctID: uid, UserID: uid},
@@ -101,11 +95,11 @@ func Traffic(matchEvery int) []messages.ProductAction {
 }
 
 // Stamp gives the batch's actions fresh ids and event times for its n-th use: batch n covers
-// [start + n×Span, start + (n+1)×Span).
+// [start + n×10s, start + (n+1)×10s).
 func Stamp(actions []messages.ProductAction, n int, start time.Time) {
-	step := Span / time.Duration(len(actions))
+	step := span / time.Duration(len(actions))
 	for i := range actions {
 		actions[i].Action.ActionID = "bench-" + strconv.Itoa(n) + "-" + strconv.Itoa(i)
-		actions[i].Action.EventTime = start.Add(time.Duration(n)*Span + time.Duration(i)*step)
+		actions[i].Action.EventTime = start.Add(time.Duration(n)*span + time.Duration(i)*step)
 	}
 }
